@@ -1,0 +1,41 @@
+"""A folded profile: what every loader returns and every later stage consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from allocgate.callsites import Callsite
+
+PROFILERS = ("dhat-rs", "valgrind-dhat", "heaptrack")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One run's allocations, folded into callsites."""
+
+    source: str
+    """Where it came from (a file path), for messages."""
+    profiler: str
+    """``dhat-rs``, ``valgrind-dhat`` or ``heaptrack``."""
+    mode: str
+    """``heap`` or ``ad-hoc``."""
+    command: str
+    metrics: tuple[str, ...]
+    """The metrics this profile measures; others are absent, never zero."""
+    totals: dict[str, int]
+    callsites: tuple[Callsite, ...]
+    """Every callsite, largest first by the first metric."""
+    depth: int = 1
+    points: int = 0
+    """Program points read."""
+    units: dict[str, str] = field(default_factory=dict)
+    """Unit label per metric (``bytes``/``blocks``; an ad-hoc profile's own units)."""
+    symbolized: bool = True
+    """False when no frame had a function name (a build without debug info)."""
+
+    def top(self, n: int, metric: str | None = None) -> tuple[Callsite, ...]:
+        from allocgate.callsites import sort_callsites
+
+        if metric is None or metric == self.metrics[0]:
+            return self.callsites[:n]
+        return tuple(sort_callsites(self.callsites, metric)[:n])

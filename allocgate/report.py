@@ -1,0 +1,134 @@
+"""The report of a run: per-workload results, its verdict, and its versioned JSON form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from allocgate.compare import Comparison
+from allocgate.errors import ReportError
+
+REPORT_VERSION = 1
+EXIT_PASS, EXIT_REGRESSED, EXIT_ERROR = 0, 1, 2
+_SEVERITY = {"pass": 0, "regressed": 1, "error": 2}
+
+
+@dataclass(frozen=True)
+class WorkloadResult:
+    """What happened to one workload: a comparison, or the error that prevented one."""
+
+    name: str
+    comparison: Comparison | None = None
+    error: str | None = None
+    profiles: tuple[str, ...] = ()
+    """Raw profile files that were kept (``--keep-profiles``)."""
+    runs: int = 1
+    spread: dict[str, list[int]] = field(default_factory=dict)
+    """Per callsite, the rank metric's value in each run (only with ``runs`` > 1)."""
+    nondeterministic: tuple[str, ...] = ()
+    """Callsites whose values differed between runs."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time of each step (build, run, analyse)."""
+
+    @property
+    def verdict(self) -> str:
+        if self.error is not None or self.comparison is None:
+            return "error"
+        return self.comparison.verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "verdict": self.verdict,
+            "error": self.error,
+            "comparison": self.comparison.to_dict() if self.comparison else None,
+            "profiles": list(self.profiles),
+            "runs": self.runs,
+            "spread": self.spread,
+            "nondeterministic": list(self.nondeterministic),
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> WorkloadResult:
+        comparison = d.get("comparison")
+        return cls(
+            name=str(d["name"]),
+            comparison=Comparison.from_dict(comparison) if comparison else None,
+            error=d.get("error"),
+            profiles=tuple(d.get("profiles") or ()),
+            runs=int(d.get("runs", 1)),
+            spread={k: list(v) for k, v in (d.get("spread") or {}).items()},
+            nondeterministic=tuple(d.get("nondeterministic") or ()),
+            seconds=dict(d.get("seconds") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    results: tuple[WorkloadResult, ...]
+    shard: str | None = None
+    """``K/N`` when this is one shard's partial report."""
+
+    @property
+    def verdict(self) -> str:
+        worst = max((r.verdict for r in self.results), key=_SEVERITY.__getitem__, default="pass")
+        return worst
+
+    @property
+    def exit_code(self) -> int:
+        return {"pass": EXIT_PASS, "regressed": EXIT_REGRESSED, "error": EXIT_ERROR}[self.verdict]
+
+    @property
+    def regressed(self) -> bool:
+        return any(r.verdict == "regressed" for r in self.results)
+
+    def to_json(self) -> bytes:
+        doc = {
+            "allocgate_report": REPORT_VERSION,
+            "verdict": self.verdict,
+            "shard": self.shard,
+            "workloads": [r.to_dict() for r in self.results],
+        }
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+
+def read_report(path: Path) -> Report:
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read report: {exc.strerror or exc}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not a JSON report ({exc})") from None
+    if not isinstance(doc, dict) or "allocgate_report" not in doc:
+        raise ReportError(f"{path}: not an allocgate JSON report (no 'allocgate_report' field)")
+    if doc["allocgate_report"] != REPORT_VERSION:
+        raise ReportError(
+            f"{path}: unsupported report version {doc['allocgate_report']!r} "
+            f"(expected {REPORT_VERSION})"
+        )
+    try:
+        results = tuple(WorkloadResult.from_dict(w) for w in doc["workloads"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ReportError(f"{path}: malformed report: {type(exc).__name__}: {exc}") from None
+    return Report(results, shard=doc.get("shard"))
+
+
+def merge_reports(reports: Sequence[Report], sources: Iterable[str] = ()) -> Report:
+    """Partial (sharded) reports → one; a workload in two shards is an error."""
+    seen: dict[str, str] = {}
+    results: list[WorkloadResult] = []
+    for report, source in zip(reports, [*sources, *[""] * len(reports)]):
+        for result in report.results:
+            if result.name in seen:
+                raise ReportError(
+                    f"{source or 'report'}: workload {result.name!r} is also in {seen[result.name]}"
+                )
+            seen[result.name] = source or "another report"
+            results.append(result)
+    results.sort(key=lambda r: r.name)
+    return Report(tuple(results))
