@@ -238,24 +238,27 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
 
 def _dump(value: Any) -> str:
     return yaml.safe_dump(
-        value, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1 << 20
+        value, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1 << 20
     )
 
 
 def render_workload(workload: WorkloadBaseline) -> str:
     """One workload's block under ``workloads:``, indented, deterministic."""
-    entry: dict[str, Any] = {
-        "profiler": workload.profiler,
-        "depth": workload.depth,
-        "totals": dict(sorted(workload.totals.items())),
-        "callsites": [
-            {"key": s.key, **({"at": s.location} if s.location else {}), **s.metrics}
-            for s in sorted(workload.callsites, key=lambda s: s.key)
-        ],
-    }
+    # Fixed key order (identity first, then metrics by name); callsites by key
+    # so that a change of rank alone does not reshuffle the diff of the file.
+    entry: dict[str, Any] = {"profiler": workload.profiler, "depth": workload.depth}
     if workload.mode != "heap":
         entry["mode"] = workload.mode
-        entry["units"] = dict(workload.units)
+        entry["units"] = dict(sorted(workload.units.items()))
+    entry["totals"] = dict(sorted(workload.totals.items()))
+    entry["callsites"] = [
+        {
+            "key": s.key,
+            **({"at": s.location} if s.location else {}),
+            **dict(sorted(s.metrics.items())),
+        }
+        for s in sorted(workload.callsites, key=lambda s: s.key)
+    ]
     text = _dump({workload.name: entry})
     return "".join("  " + line if line.strip() else line for line in text.splitlines(True))
 

@@ -7,28 +7,32 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from allocgate import __version__
+from allocgate import __version__, gate
 from allocgate.baseline import WorkloadBaseline, read_baseline, update_baseline
 from allocgate.callsites import FoldOptions
 from allocgate.compare import GateSettings, compare
+from allocgate.config import load_config
 from allocgate.errors import AllocgateError, ConfigError
 from allocgate.load import load_profile, sniff
 from allocgate.metrics import METRIC_NAMES, metric_info, parse_threshold
+from allocgate.options import add_shared_options
 from allocgate.profile import Profile
 from allocgate.quantities import Tolerance
 from allocgate.render import (
     MarkdownContext,
+    comment_marker,
     profile_json,
     profile_markdown,
     profile_text,
     report_markdown,
     report_text,
 )
-from allocgate.report import EXIT_ERROR, Report, WorkloadResult
+from allocgate.report import EXIT_ERROR, Report, WorkloadResult, merge_reports, read_report
+from allocgate.run import Progress, Runner
 
 FORMATS = ("text", "markdown", "json")
 
@@ -98,6 +102,37 @@ def _add_format(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default="text", help="output format")
 
 
+def _add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def _add_comment_options(p: argparse.ArgumentParser, flag: bool = True) -> None:
+    if flag:
+        p.add_argument(
+            "--comment",
+            action="store_true",
+            help="also post or update the sticky PR comment (GitHub Actions)",
+        )
+    p.add_argument(
+        "--comment-mode",
+        choices=("always", "on-change", "on-regression"),
+        default="always",
+        help="when to post: always (default), on-change, or on-regression",
+    )
+    p.add_argument(
+        "--comment-id",
+        default="default",
+        help="keeps separate sticky comments for several gates in one repository",
+    )
+    p.add_argument("--pr", type=positive_int, help="pull request number (default: from the event)")
+    p.add_argument(
+        "--token-env",
+        default="GITHUB_TOKEN",
+        metavar="NAME",
+        help="environment variable holding the token (default GITHUB_TOKEN)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="allocgate",
@@ -125,26 +160,53 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fold_options(diff)
     _add_format(diff)
 
-    bless = sub.add_parser("bless", help="record the baseline from a profile")
-    bless.add_argument("--profile", type=Path, required=True, help="the profile to record")
-    bless.add_argument("--workload", required=True, help="the workload name to record it under")
+    bless = sub.add_parser(
+        "bless", help="build, run and record the baseline (or record it from --profile)"
+    )
+    bless.add_argument("workloads", nargs="*", metavar="WORKLOAD", help="default: all")
+    add_shared_options(bless.add_argument, names=("config", "keep-profiles"))
+    bless.add_argument("--profile", type=Path, help="record this profile file instead of running")
+    bless.add_argument("--workload", help="with --profile: the workload name to record it under")
     bless.add_argument(
         "--baseline",
         type=Path,
-        default=Path("allocgate-baseline.yml"),
-        help="baseline file (default allocgate-baseline.yml)",
+        default=None,
+        help="with --profile: the baseline file (default allocgate-baseline.yml)",
     )
     bless.add_argument(
-        "--top", type=positive_int, default=5, help="callsites gated; more are recorded"
+        "--top", type=positive_int, default=5, help="with --profile: callsites gated (default 5)"
     )
     _add_fold_options(bless)
+    _add_quiet(bless)
+
+    check = sub.add_parser("check", help="build, run and compare workloads with the baseline")
+    check.add_argument("workloads", nargs="*", metavar="WORKLOAD", help="default: all")
+    add_shared_options(check.add_argument)
+    check.add_argument(
+        "--shard", metavar="K/N", help="run the K-th of N deterministic subsets of the workloads"
+    )
+    _add_format(check)
+    _add_quiet(check)
+    _add_comment_options(check)
+
+    run = sub.add_parser("run", help="build, run and show the top callsites without comparing")
+    run.add_argument("workloads", nargs="*", metavar="WORKLOAD", help="default: all")
+    add_shared_options(run.add_argument, names=("config", "keep-profiles"))
+    run.add_argument("--top", type=positive_int, default=None, help="callsites shown")
+    _add_format(run)
+    _add_quiet(run)
+
+    merge = sub.add_parser("merge", help="combine partial (sharded) JSON reports into one")
+    merge.add_argument("reports", nargs="+", type=Path, metavar="REPORT")
+    add_shared_options(merge.add_argument, names=("report-json", "report-md"))
+    _add_format(merge)
+
+    comment = sub.add_parser(
+        "comment", help="post or update the sticky pull-request comment from a JSON report"
+    )
+    comment.add_argument("--report", type=Path, required=True, help="the JSON report")
+    _add_comment_options(comment, flag=False)
     return parser
-
-
-def recorded_count(top: int) -> int:
-    """How many callsites a baseline keeps: enough that a site climbing from rank
-    N+1 is compared against its old value rather than reported as new."""
-    return max(3 * top, top + 10)
 
 
 def _fold(args: argparse.Namespace, depth: int | None = None) -> FoldOptions:
@@ -214,12 +276,94 @@ def emit_report(report: Report, fmt: str, ctx: MarkdownContext | None = None) ->
 
 
 def cmd_bless(args: argparse.Namespace) -> int:
-    profile = load_profile(args.profile, _fold(args))
-    entry = WorkloadBaseline.from_profile(args.workload, profile, recorded_count(args.top))
-    old = read_baseline(args.baseline).workloads.get(args.workload)
-    update_baseline(args.baseline, {args.workload: entry})
-    print(describe_bless(old, entry, args.baseline), file=sys.stderr)
+    if args.profile is not None:
+        return _bless_profile(args)
+    if args.workload or args.baseline:
+        raise ConfigError("--workload and --baseline go with --profile; name workloads instead")
+    config = load_config(args.config)
+    workloads = config.select(args.workloads)
+    outcome = gate.bless(config, workloads, _runner(args))
+    for name, entry in outcome.new.items():
+        print(describe_bless(outcome.old.get(name), entry, config.baseline), file=sys.stderr)
     return 0
+
+
+def _bless_profile(args: argparse.Namespace) -> int:
+    if not args.workload:
+        raise ConfigError("bless --profile needs --workload NAME")
+    path = args.baseline or Path("allocgate-baseline.yml")
+    profile = load_profile(args.profile, _fold(args))
+    entry = WorkloadBaseline.from_profile(args.workload, profile, gate.recorded_count(args.top))
+    old = read_baseline(path).workloads.get(args.workload)
+    update_baseline(path, {args.workload: entry})
+    print(describe_bless(old, entry, path), file=sys.stderr)
+    return 0
+
+
+def _runner(args: argparse.Namespace) -> Runner:
+    return Runner(progress=Progress(quiet=args.quiet), keep_profiles=args.keep_profiles)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    workloads = config.select(args.workloads)
+    if args.shard:
+        k, n = gate.parse_shard(args.shard)
+        workloads = gate.shard(workloads, k, n)
+    report = gate.check(config, workloads, _runner(args), shard_of=args.shard)
+    return finish_report(report, args)
+
+
+def finish_report(report: Report, args: argparse.Namespace) -> int:
+    """Prints and writes a report, then hands it to GitHub when asked; returns the
+    gate's exit code whatever happened to the comment."""
+    ctx = _markdown_context(args)
+    emit_report(report, args.format, ctx)
+    markdown = None
+    if args.report_json is not None:
+        atomic_write_bytes(args.report_json, report.to_json())
+    if args.report_md is not None:
+        markdown = report_markdown(report, ctx)
+        atomic_write_bytes(args.report_md, markdown.encode())
+    publish(report, args, markdown)
+    return report.exit_code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    runner = _runner(args)
+    failed = False
+    for w in config.select(args.workloads):
+        try:
+            measurement = runner.measure(w)
+        except AllocgateError as exc:
+            print(f"allocgate: error: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        profile = measurement.profile
+        sites = profile.top(args.top or w.gate.top, w.gate.rank_metric)
+        if args.format == "json":
+            sys.stdout.buffer.write(profile_json(profile, sites))
+        elif args.format == "markdown":
+            sys.stdout.write(profile_markdown(profile, sites, w.gate.rank_metric))
+        else:
+            sys.stdout.write(f"== {w.name}\n")
+            sys.stdout.write(profile_text(profile, sites, w.gate.rank_metric))
+            if measurement.nondeterministic:
+                sys.stdout.write(
+                    f"warning: {len(measurement.nondeterministic)} callsite(s) varied between "
+                    f"runs: {', '.join(measurement.nondeterministic[:5])}\n"
+                )
+            if measurement.kept:
+                sys.stdout.write("raw profiles: " + ", ".join(measurement.kept) + "\n")
+    return EXIT_ERROR if failed else 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    reports = [read_report(p) for p in args.reports]
+    merged = merge_reports(reports, [str(p) for p in args.reports])
+    args.comment = False
+    return finish_report(merged, args)
 
 
 def describe_bless(old: WorkloadBaseline | None, new: WorkloadBaseline, path: Path) -> str:
@@ -242,7 +386,111 @@ def describe_bless(old: WorkloadBaseline | None, new: WorkloadBaseline, path: Pa
     )
 
 
-COMMANDS = {"show": cmd_show, "diff": cmd_diff, "bless": cmd_bless}
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    from allocgate.baseline import atomic_write
+
+    try:
+        atomic_write(path, data.decode())
+    except AllocgateError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def run_url_from_env(env: Mapping[str, str]) -> str | None:
+    """The link to this workflow run, when running in GitHub Actions."""
+    repo, run_id = env.get("GITHUB_REPOSITORY"), env.get("GITHUB_RUN_ID")
+    if not repo or not run_id:
+        return None
+    server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+    return f"{server}/{repo}/actions/runs/{run_id}"
+
+
+def _markdown_context(args: argparse.Namespace) -> MarkdownContext:
+    return MarkdownContext(
+        comment_id=getattr(args, "comment_id", "default"),
+        run_url=run_url_from_env(os.environ),
+        bless_command="allocgate bless",
+    )
+
+
+def publish(report: Report, args: argparse.Namespace, markdown: str | None) -> None:
+    """Job summary, step outputs and (with --comment) the sticky PR comment."""
+    from allocgate import github
+
+    ctx = _markdown_context(args)
+    body = markdown if markdown is not None else report_markdown(report, ctx)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        github.append_step_summary(Path(summary), body)
+    outputs = os.environ.get("GITHUB_OUTPUT")
+    if outputs:
+        github.write_outputs(
+            Path(outputs),
+            {
+                "regressed": "true" if report.regressed else "false",
+                "verdict": report.verdict,
+                "report-json": str(args.report_json.resolve()) if args.report_json else "",
+                "report-md": str(args.report_md.resolve()) if args.report_md else "",
+            },
+        )
+    if getattr(args, "comment", False):
+        post_comment(report, body, args)
+
+
+def post_comment(report: Report, body: str, args: argparse.Namespace) -> bool:
+    """Posts or updates the sticky comment; failures are warnings, never the verdict."""
+    from allocgate import github
+
+    try:
+        ctx = github.GitHubContext.from_env(os.environ, pr=args.pr, token_env=args.token_env)
+        session = github.make_session(ctx.token)
+        result = github.upsert_comment(
+            session,
+            ctx,
+            body,
+            marker=comment_marker(args.comment_id),
+            mode=args.comment_mode,
+            regressed=report.regressed,
+        )
+    except AllocgateError as exc:
+        print(f"allocgate: warning: could not comment on the pull request: {exc}", file=sys.stderr)
+        return False
+    print(f"allocgate: {result.message}", file=sys.stderr)
+    return result.action != "forbidden"
+
+
+def cmd_comment(args: argparse.Namespace) -> int:
+    from allocgate import github
+
+    report = read_report(args.report)
+    ctx = github.GitHubContext.from_env(os.environ, pr=args.pr, token_env=args.token_env)
+    body = report_markdown(report, _markdown_context(args))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        github.append_step_summary(Path(summary), body)
+    session = github.make_session(ctx.token)
+    result = github.upsert_comment(
+        session,
+        ctx,
+        body,
+        marker=comment_marker(args.comment_id),
+        mode=args.comment_mode,
+        regressed=report.regressed,
+    )
+    stream = sys.stderr
+    prefix = "warning: " if result.action == "forbidden" else ""
+    print(f"allocgate: {prefix}{result.message}", file=stream)
+    return 0
+
+
+COMMANDS = {
+    "show": cmd_show,
+    "diff": cmd_diff,
+    "bless": cmd_bless,
+    "check": cmd_check,
+    "run": cmd_run,
+    "merge": cmd_merge,
+    "comment": cmd_comment,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

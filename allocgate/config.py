@@ -1,0 +1,339 @@
+"""``allocgate.yml`` (or ``[tool.allocgate]`` in pyproject.toml): read once, validated,
+turned into frozen settings. Paths are relative to the config file."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from allocgate.baseline import parse_yaml
+from allocgate.callsites import FoldOptions
+from allocgate.compare import GateSettings
+from allocgate.errors import ConfigError
+from allocgate.metrics import METRIC_NAMES, METRICS
+from allocgate.profile import PROFILERS
+from allocgate.quantities import (
+    Tolerance,
+    parse_count,
+    parse_duration,
+    parse_percent,
+    parse_size,
+)
+
+CONFIG_NAMES = ("allocgate.yml", "allocgate.yaml")
+DEFAULT_BASELINE = "allocgate-baseline.yml"
+DHAT_FEATURE = "dhat-heap"
+
+_SETTING_KEYS = {
+    "profiler",
+    "cargo_profile",
+    "features",
+    "top",
+    "metrics",
+    "threshold",
+    "runs",
+    "timeout",
+    "depth",
+    "skip",
+}
+_WORKLOAD_KEYS = _SETTING_KEYS | {"manifest", "bin", "example", "args", "env", "cwd"}
+_TOP_KEYS = {"baseline", "defaults", "workloads"}
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """Everything needed to build, run, profile and judge one workload."""
+
+    name: str
+    manifest: Path
+    cwd: Path
+    profiler: str = "dhat-rs"
+    bin: str | None = None
+    example: str | None = None
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    cargo_profile: str = "profiling"
+    features: tuple[str, ...] = ()
+    runs: int = 1
+    timeout: float = 600.0
+    gate: GateSettings = field(default_factory=GateSettings)
+    fold: FoldOptions = field(default_factory=FoldOptions)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    baseline: Path
+    workloads: dict[str, WorkloadConfig]
+
+    def select(self, names: Sequence[str]) -> list[WorkloadConfig]:
+        """The named workloads (all when none are named), in a stable order."""
+        if not names:
+            return [self.workloads[n] for n in sorted(self.workloads)]
+        chosen = []
+        for name in names:
+            if name not in self.workloads:
+                known = ", ".join(sorted(self.workloads)) or "none"
+                raise ConfigError(f"{self.path}: unknown workload {name!r} (configured: {known})")
+            chosen.append(self.workloads[name])
+        return chosen
+
+
+def find_config(start: Path) -> Path:
+    """allocgate.yml in ``start`` or a parent; else a pyproject.toml with [tool.allocgate]."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        for name in CONFIG_NAMES:
+            candidate = directory / name
+            if candidate.is_file():
+                return candidate
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file() and "[tool.allocgate" in pyproject.read_text(errors="replace"):
+            return pyproject
+    raise ConfigError(
+        f"no allocgate.yml found in {start} or its parents (pass --config PATH, "
+        "or add [tool.allocgate] to pyproject.toml)"
+    )
+
+
+def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
+    path = path.resolve() if path is not None else find_config(cwd or Path.cwd())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+    if path.name == "pyproject.toml":
+        doc = _read_pyproject(path, text)
+    else:
+        doc = parse_yaml(path, text, ConfigError)
+    return parse_config(path, doc)
+
+
+def _read_pyproject(path: Path, text: str) -> Any:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    section = doc.get("tool", {}).get("allocgate")
+    if section is None:
+        raise ConfigError(f"{path}: no [tool.allocgate] table")
+    return section
+
+
+class _Where:
+    """Builds error messages that name the file and the key path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {key}: {message}")
+
+
+def parse_config(path: Path, doc: Any) -> Config:
+    where = _Where(path)
+    if not isinstance(doc, Mapping):
+        raise ConfigError(
+            f"{path}: expected a mapping with 'workloads' (and 'defaults', 'baseline')"
+        )
+    for key in doc:
+        if key not in _TOP_KEYS:
+            raise where.error(
+                str(key), f"unknown key (expected one of: {', '.join(sorted(_TOP_KEYS))})"
+            )
+    root = path.parent
+    baseline = doc.get("baseline", DEFAULT_BASELINE)
+    if not isinstance(baseline, str) or not baseline:
+        raise where.error("baseline", f"expected a file path, got {baseline!r}")
+    defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, Mapping):
+        raise where.error("defaults", "expected a mapping")
+    for key in defaults:
+        if key not in _SETTING_KEYS:
+            raise where.error(
+                f"defaults.{key}",
+                f"unknown key (expected one of: {', '.join(sorted(_SETTING_KEYS))})",
+            )
+    workloads = doc.get("workloads")
+    if not isinstance(workloads, Mapping) or not workloads:
+        raise where.error("workloads", "expected a mapping of workload names to settings")
+    result: dict[str, WorkloadConfig] = {}
+    for name, entry in workloads.items():
+        if not isinstance(name, str) or not name or any(c in name for c in "/\\\0\n"):
+            raise where.error(f"workloads.{name}", "expected a plain workload name")
+        result[name] = _workload(where, root, name, entry, defaults)
+    return Config(path=path, baseline=(root / baseline), workloads=result)
+
+
+def _workload(
+    where: _Where, root: Path, name: str, entry: Any, defaults: Mapping[str, Any]
+) -> WorkloadConfig:
+    at = f"workloads.{name}"
+    if not isinstance(entry, Mapping):
+        raise where.error(at, "expected a mapping with at least 'manifest'")
+    for key in entry:
+        if key not in _WORKLOAD_KEYS:
+            raise where.error(
+                f"{at}.{key}", f"unknown key (expected one of: {', '.join(sorted(_WORKLOAD_KEYS))})"
+            )
+
+    def setting(key: str, default: Any) -> tuple[str, Any]:
+        if key in entry:
+            return f"{at}.{key}", entry[key]
+        if key in defaults:
+            return f"defaults.{key}", defaults[key]
+        return f"{at}.{key}", default
+
+    manifest = entry.get("manifest")
+    if not isinstance(manifest, str) or not manifest:
+        raise where.error(f"{at}.manifest", "missing: the path of the workload's Cargo.toml")
+    manifest_path = (root / manifest).resolve()
+    if not manifest_path.is_file():
+        raise where.error(f"{at}.manifest", f"no such file: {manifest_path}")
+
+    key, profiler = setting("profiler", "dhat-rs")
+    if profiler not in PROFILERS:
+        raise where.error(key, f"expected one of {', '.join(PROFILERS)}, got {profiler!r}")
+    key, cargo_profile = setting("cargo_profile", "profiling")
+    _string(where, key, cargo_profile)
+    if "features" in entry:
+        features = _strings(where, f"{at}.features", entry["features"])
+    elif profiler == "dhat-rs":
+        # Features under `defaults` are dhat-rs's: a Valgrind or heaptrack run
+        # must not build in dhat's global allocator.
+        features = _strings(where, "defaults.features", defaults.get("features", [DHAT_FEATURE]))
+    else:
+        features = ()
+    bin_name, example = entry.get("bin"), entry.get("example")
+    if bin_name is not None and example is not None:
+        raise where.error(at, "give either 'bin' or 'example', not both")
+    for k, v in (("bin", bin_name), ("example", example)):
+        if v is not None:
+            _string(where, f"{at}.{k}", v)
+    args = entry.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) for a in args):
+        raise where.error(f"{at}.args", "expected a list of strings")
+    env = entry.get("env", {})
+    if not isinstance(env, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in env.items()
+    ):
+        raise where.error(f"{at}.env", "expected a mapping of variable names to strings")
+    cwd = entry.get("cwd", ".")
+    _string(where, f"{at}.cwd", cwd)
+    cwd_path = (root / cwd).resolve()
+    if not cwd_path.is_dir():
+        raise where.error(f"{at}.cwd", f"no such directory: {cwd_path}")
+
+    key, top = setting("top", 5)
+    top = _positive(where, key, top)
+    key, runs = setting("runs", 1)
+    runs = _positive(where, key, runs)
+    key, depth = setting("depth", 1)
+    depth = _positive(where, key, depth)
+    key, timeout = setting("timeout", "10m")
+    try:
+        timeout_s = parse_duration(timeout, what=key)
+    except ConfigError as exc:
+        raise ConfigError(f"{where.path}: {exc}") from None
+    key, skip = setting("skip", [])
+    skip_patterns = _strings(where, key, skip)
+    key, metrics = setting("metrics", ["total_bytes"])
+    metric_names = _strings(where, key, metrics)
+    if not metric_names:
+        raise where.error(key, "expected at least one metric")
+    for m in metric_names:
+        if m not in METRICS:
+            raise where.error(key, f"unknown metric {m!r} (expected: {', '.join(METRIC_NAMES)})")
+    key, threshold = setting("threshold", {})
+    tolerances = _thresholds(where, key, threshold, metric_names)
+    return WorkloadConfig(
+        name=name,
+        manifest=manifest_path,
+        cwd=cwd_path,
+        profiler=profiler,
+        bin=bin_name,
+        example=example,
+        args=tuple(str(a) for a in args),
+        env={k: str(v) for k, v in env.items()},
+        cargo_profile=cargo_profile,
+        features=features,
+        runs=runs,
+        timeout=timeout_s,
+        gate=GateSettings(metrics=metric_names, top=top, tolerances=tolerances),
+        fold=FoldOptions(depth=depth, skip=skip_patterns),
+    )
+
+
+def _string(where: _Where, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise where.error(key, f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _strings(where: _Where, key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise where.error(key, f"expected a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _positive(where: _Where, key: str, value: Any) -> int:
+    if type(value) is not int or value < 1:
+        raise where.error(key, f"expected a positive whole number, got {value!r}")
+    return value
+
+
+def _tolerance(where: _Where, key: str, metric: str, spec: Any) -> Tolerance:
+    if not isinstance(spec, Mapping):
+        raise where.error(key, "expected {relative: 5%, absolute: 1 KiB}")
+    for k in spec:
+        if k not in ("relative", "absolute"):
+            raise where.error(f"{key}.{k}", "unknown key (expected 'relative' and/or 'absolute')")
+    default = METRICS[metric].default_tolerance
+    try:
+        relative = (
+            parse_percent(spec["relative"], what=f"{key}.relative")
+            if "relative" in spec
+            else default.relative
+        )
+        if "absolute" not in spec:
+            absolute = default.absolute
+        elif METRICS[metric].is_bytes:
+            absolute = parse_size(spec["absolute"], what=f"{key}.absolute")
+        else:
+            absolute = parse_count(spec["absolute"], what=f"{key}.absolute")
+    except ConfigError as exc:
+        raise ConfigError(f"{where.path}: {exc}") from None
+    return Tolerance(relative, absolute)
+
+
+def _thresholds(
+    where: _Where, key: str, value: Any, metrics: tuple[str, ...]
+) -> dict[str, Tolerance]:
+    if not isinstance(value, Mapping):
+        raise where.error(key, "expected a mapping")
+    if not value:
+        return {}
+    if set(value) <= {"relative", "absolute"}:
+        # The shorthand applies to the byte metrics; counts keep their defaults.
+        return {
+            m: _tolerance(where, key, m, value) for m in (*METRIC_NAMES,) if METRICS[m].is_bytes
+        }
+    result = {}
+    for metric, spec in value.items():
+        if metric not in METRICS:
+            raise where.error(
+                f"{key}.{metric}", f"unknown metric (expected: {', '.join(METRIC_NAMES)})"
+            )
+        result[metric] = _tolerance(where, f"{key}.{metric}", metric, spec)
+    return result
