@@ -51,6 +51,27 @@ class WorkloadBaseline:
             units=dict(profile.units) if profile.mode != "heap" else {},
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as plain data, in the shape of the YAML file (for xdist workers)."""
+        entry: dict[str, Any] = {"profiler": self.profiler, "depth": self.depth}
+        if self.mode != "heap":
+            entry["mode"] = self.mode
+            entry["units"] = dict(sorted(self.units.items()))
+        entry["totals"] = dict(sorted(self.totals.items()))
+        entry["callsites"] = [
+            {
+                "key": s.key,
+                **({"at": s.location} if s.location else {}),
+                **dict(sorted(s.metrics.items())),
+            }
+            for s in sorted(self.callsites, key=lambda s: s.key)
+        ]
+        return entry
+
+    @classmethod
+    def from_dict(cls, name: str, entry: Mapping[str, Any], source: Path) -> WorkloadBaseline:
+        return _validate_workload(source, name, entry)
+
     def as_profile(self, source: str) -> Profile:
         metrics = tuple(m for m in METRIC_NAMES if m in self.totals)
         return Profile(
@@ -246,20 +267,7 @@ def render_workload(workload: WorkloadBaseline) -> str:
     """One workload's block under ``workloads:``, indented, deterministic."""
     # Fixed key order (identity first, then metrics by name); callsites by key
     # so that a change of rank alone does not reshuffle the diff of the file.
-    entry: dict[str, Any] = {"profiler": workload.profiler, "depth": workload.depth}
-    if workload.mode != "heap":
-        entry["mode"] = workload.mode
-        entry["units"] = dict(sorted(workload.units.items()))
-    entry["totals"] = dict(sorted(workload.totals.items()))
-    entry["callsites"] = [
-        {
-            "key": s.key,
-            **({"at": s.location} if s.location else {}),
-            **dict(sorted(s.metrics.items())),
-        }
-        for s in sorted(workload.callsites, key=lambda s: s.key)
-    ]
-    text = _dump({workload.name: entry})
+    text = _dump({workload.name: workload.to_dict()})
     return "".join("  " + line if line.strip() else line for line in text.splitlines(True))
 
 

@@ -1,0 +1,364 @@
+"""pytest plugin: ``pytest --allocgate`` runs each configured workload as a test item.
+
+Hooks are thin: each hands off to the session object kept in ``config.stash``.
+Nothing heavy is imported unless ``--allocgate`` is given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from allocgate.baseline import WorkloadBaseline
+    from allocgate.config import Config, WorkloadConfig
+    from allocgate.report import WorkloadResult
+    from allocgate.run import Measurement, Runner
+
+_PROPERTY = "allocgate"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    from allocgate.options import add_shared_options
+
+    group = parser.getgroup("allocgate", "heap-allocation regression gate")
+    group.addoption(
+        "--allocgate",
+        action="store_true",
+        default=False,
+        help="run every workload in allocgate.yml as a test item",
+    )
+    add_shared_options(
+        group.addoption,
+        prefix="allocgate-",
+        dest_prefix="allocgate_",
+        names=("config", "report-json", "report-md", "keep-profiles"),
+    )
+    group.addoption(
+        "--allocgate-bless",
+        action="store_true",
+        default=False,
+        help="write the baseline for the workloads that ran, once, at the end of the session",
+    )
+    group.addoption(
+        "--allocgate-workload",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this workload (repeatable)",
+    )
+    parser.addini("allocgate_config", "allocgate.yml to use (--allocgate-config wins)", default="")
+
+
+def _config_path(config: pytest.Config) -> Path | None:
+    """The command line wins over the ini file; neither means: search upward."""
+    value = config.getoption("allocgate_config")
+    if value:
+        return Path(value)
+    ini = config.getini("allocgate_config")
+    if ini:
+        return config.rootpath / str(ini)
+    return None
+
+
+class AllocgateSession:
+    """Per-session state: the config, one runner (builds are shared) and results."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.pytest_config = config
+        self.bless = bool(config.getoption("allocgate_bless"))
+        self.only = tuple(config.getoption("allocgate_workload"))
+        self.report_json: Path | None = config.getoption("allocgate_report_json")
+        self.report_md: Path | None = config.getoption("allocgate_report_md")
+        self.keep: Path | None = config.getoption("allocgate_keep_profiles")
+        self.results: dict[str, WorkloadResult] = {}
+        self.blessed: dict[str, dict[str, Any]] = {}
+        self.bless_notes: list[str] = []
+        self._config: Config | None = None
+        self._runner: Runner | None = None
+
+    @property
+    def is_worker(self) -> bool:
+        return hasattr(self.pytest_config, "workerinput")
+
+    def load(self) -> Config:
+        if self._config is None:
+            from allocgate.config import load_config
+
+            self._config = load_config(
+                _config_path(self.pytest_config), self.pytest_config.invocation_params.dir
+            )
+        return self._config
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            from allocgate.run import Progress, Runner
+
+            self._runner = Runner(progress=Progress(quiet=True), keep_profiles=self.keep)
+        return self._runner
+
+    def record(self, properties: list[tuple[str, object]]) -> None:
+        """Takes a finished item's result (from this process or an xdist worker)."""
+        from allocgate.report import WorkloadResult
+
+        for name, value in properties:
+            if name != _PROPERTY or not isinstance(value, str):
+                continue
+            data = json.loads(value)
+            result = WorkloadResult.from_dict(data["result"])
+            self.results[result.name] = result
+            if data.get("blessed") is not None:
+                self.blessed[result.name] = data["blessed"]
+
+    def finish(self) -> None:
+        """Bless and reports happen once, in the controller."""
+        if self.is_worker or not self.results:
+            return
+        from allocgate.baseline import WorkloadBaseline, read_baseline, update_baseline
+        from allocgate.cli import describe_bless
+        from allocgate.render import report_markdown
+        from allocgate.report import Report
+
+        config = self.load()
+        if self.bless and self.blessed:
+            old = read_baseline(config.baseline).workloads
+            entries = {
+                name: WorkloadBaseline.from_dict(name, entry, config.baseline)
+                for name, entry in sorted(self.blessed.items())
+            }
+            update_baseline(config.baseline, entries)
+            self.bless_notes = [
+                describe_bless(old.get(name), entry, config.baseline)
+                for name, entry in entries.items()
+            ]
+        report = Report(tuple(self.results[n] for n in sorted(self.results)))
+        if self.report_json is not None:
+            self.report_json.write_bytes(report.to_json())
+        if self.report_md is not None:
+            self.report_md.write_text(report_markdown(report), encoding="utf-8")
+
+    # ---- hooks (this object is registered as a plugin)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown" and report.user_properties:
+            self.record(list(report.user_properties))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        from allocgate.errors import AllocgateError
+
+        try:
+            self.finish()
+        except AllocgateError as exc:
+            self.bless_notes.append(f"error: {exc}")
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker or not self.results:
+            return
+        terminalreporter.section("allocgate")
+        for name in sorted(self.results):
+            terminalreporter.write_line(self._summary_line(name))
+        for note in self.bless_notes:
+            terminalreporter.write_line(note)
+
+    def _summary_line(self, name: str) -> str:
+        from allocgate.metrics import format_delta, format_value
+
+        result = self.results[name]
+        c = result.comparison
+        if self.bless and name in self.blessed:
+            total = self.blessed[name]["totals"].get("total_bytes")
+            size = format_value("total_bytes", total) if total is not None else "?"
+            return f"{name}: measured for the baseline ({size} total)"
+        if c is None:
+            return f"{name}: error — {result.error}"
+        metric = c.settings.rank_metric
+        base = (c.totals.baseline or {}).get(metric, 0)
+        cur = (c.totals.current or {}).get(metric, 0)
+        return (
+            f"{name}: {c.verdict} — {metric} {format_value(metric, cur, c.units)} "
+            f"({format_delta(metric, cur - base, c.units)})"
+        )
+
+
+_SESSION = pytest.StashKey[AllocgateSession]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("allocgate", default=False):
+        state = AllocgateSession(config)
+        config.stash[_SESSION] = state
+        # Registered as a plugin: its hook methods see every report, including
+        # the ones xdist workers send to the controller.
+        config.pluginmanager.register(state, "allocgate-session")
+
+
+class WorkloadFile(pytest.File):
+    """The config file as a collector: one item per workload."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from allocgate.errors import AllocgateError
+
+        state = self.config.stash[_SESSION]
+        try:
+            config = state.load()
+            workloads = config.select(state.only)
+        except AllocgateError as exc:
+            raise self.CollectError(f"allocgate: {exc}") from None
+        for w in workloads:
+            yield WorkloadItem.from_parent(self, name=w.name, workload=w)
+
+
+class RegressionFound(Exception):
+    """A workload's allocations grew past its tolerance."""
+
+
+class WorkloadItem(pytest.Item):
+    def __init__(self, *, workload: WorkloadConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.workload = workload
+        self.result: WorkloadResult | None = None
+        self.blessed: WorkloadBaseline | None = None
+
+    def setup(self) -> None:
+        # Could-not-evaluate problems surface here, so pytest reports an error,
+        # not a failure; only a real regression fails in runtest().
+        from allocgate.baseline import read_baseline
+        from allocgate.errors import AllocgateError
+        from allocgate.gate import baseline_entry, judge
+
+        state = self.config.stash[_SESSION]
+        w = self.workload
+        try:
+            measurement: Measurement = state.runner.measure(w)
+        except AllocgateError as exc:
+            self._keep_error(str(exc))
+            pytest.fail(f"allocgate: {exc}", pytrace=False)
+        if state.bless:
+            from allocgate.report import WorkloadResult
+
+            self.blessed = baseline_entry(w, measurement)
+            self.result = WorkloadResult(w.name, error=None, profiles=measurement.kept)
+            return
+        try:
+            baseline = read_baseline(state.load().baseline)
+        except AllocgateError as exc:
+            self._keep_error(str(exc))
+            pytest.fail(f"allocgate: {exc}", pytrace=False)
+        self.result = judge(w, measurement, baseline)
+        if self.result.error is not None:
+            pytest.fail(f"allocgate: {self.result.error}", pytrace=False)
+
+    def _keep_error(self, message: str) -> None:
+        from allocgate.report import WorkloadResult
+
+        self.result = WorkloadResult(self.workload.name, error=message)
+
+    def runtest(self) -> None:
+        if self.result is not None and self.result.verdict == "regressed":
+            from allocgate.render import comparison_text
+
+            raise RegressionFound(comparison_text(self.result))
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> str | Any:
+        if isinstance(excinfo.value, RegressionFound):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"allocgate workload {self.workload.name}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    # tryfirst: the workloads must be in the list before -k and -m deselect.
+    state = config.stash.get(_SESSION, None)
+    if state is None:
+        return
+    from _pytest.runner import collect_one_node
+
+    from allocgate.errors import AllocgateError
+
+    try:
+        path = _config_path(config)
+        if path is None:
+            from allocgate.config import find_config
+
+            path = find_config(config.invocation_params.dir)
+    except AllocgateError as exc:
+        path = config.invocation_params.dir / "allocgate.yml"
+        collector = WorkloadFile.from_parent(session, path=path)
+        report = pytest.CollectReport(
+            collector.nodeid, "failed", f"allocgate: {exc}", [], sections=[]
+        )
+        config.hook.pytest_collectreport(report=report)
+        return
+    collector = WorkloadFile.from_parent(session, path=path.resolve())
+    report = collect_one_node(collector)
+    # Reported like any collection, so counts, -k/-m and --collect-only see it.
+    config.hook.pytest_collectreport(report=report)
+    if report.failed:
+        return
+    items.extend(item for item in report.result if isinstance(item, pytest.Item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if isinstance(item, WorkloadItem) and call.when == "teardown" and item.result is not None:
+        payload = {
+            "result": item.result.to_dict(),
+            "blessed": item.blessed.to_dict() if item.blessed is not None else None,
+        }
+        # user_properties travel from xdist workers to the controller.
+        report.user_properties.append((_PROPERTY, json.dumps(payload)))
+    return report
+
+
+class AllocgateFixture:
+    """For tests that want their own assertions on a workload's profile."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+        self._state = config.stash.get(_SESSION, None) or AllocgateSession(config)
+
+    @property
+    def config(self) -> Config:
+        return self._state.load()
+
+    def measure(self, name: str) -> Measurement:
+        """Builds and runs the named workload; the result has ``.profile`` with its callsites."""
+        (w,) = self.config.select([name])
+        return self._state.runner.measure(w)
+
+    def baseline(self, name: str) -> WorkloadBaseline:
+        from allocgate.baseline import read_baseline
+
+        return read_baseline(self.config.baseline).get(name)
+
+    def check(self, name: str) -> WorkloadResult:
+        """Measures the workload and compares it with its baseline."""
+        from allocgate.baseline import read_baseline
+        from allocgate.gate import judge
+
+        (w,) = self.config.select([name])
+        return judge(w, self._state.runner.measure(w), read_baseline(self.config.baseline))
+
+
+@pytest.fixture
+def allocgate(request: pytest.FixtureRequest) -> AllocgateFixture:
+    """Run configured workloads from a test: ``allocgate.measure("reqctx").profile``."""
+    return AllocgateFixture(request.config)
