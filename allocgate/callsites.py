@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from allocgate.frames import Frame
 
@@ -395,58 +396,54 @@ def _is_plumbing(frame: Frame, name: str, qualified: bool, skip: re.Pattern[str]
     return False
 
 
-@dataclass
-class _Accumulator:
-    values: list[int]
-    points: int
-    best: int
-    best_stack: Sequence[int]
-
-
 class Folder:
-    """Sums program points into callsites; the hot loop of every loader."""
+    """Sums program points into callsites; the hot loop of every loader.
+
+    ``sites`` maps a key to ``[metric values…, points, best, best_stack]``:
+    plain lists, so a loader's inner loop can update them without a call.
+    """
 
     def __init__(self, table: FrameTable, metrics: Sequence[str], depth: int) -> None:
         self.table = table
         self.metrics = tuple(metrics)
         self.depth = depth
-        self._sites: dict[str, _Accumulator] = {}
-        self._totals = [0] * len(self.metrics)
-        self.points = 0
+        self.sites: dict[str, list[Any]] = {}
 
     def add(self, stack: Sequence[int], values: Sequence[int]) -> None:
         """One program point: ``values`` in the order of ``metrics``; first is the rank."""
         key = self.table.key(stack, self.depth)
-        acc = self._sites.get(key)
+        acc = self.sites.get(key)
+        n = len(self.metrics)
         if acc is None:
-            self._sites[key] = _Accumulator(list(values), 1, values[0], stack)
-        else:
-            acc_values = acc.values
-            for i, v in enumerate(values):
-                acc_values[i] += v
-            acc.points += 1
-            if values[0] > acc.best:
-                acc.best = values[0]
-                acc.best_stack = stack
-        totals = self._totals
-        for i, v in enumerate(values):
-            totals[i] += v
-        self.points += 1
+            self.sites[key] = [*values, 1, values[0], stack]
+            return
+        for i in range(n):
+            acc[i] += values[i]
+        acc[n] += 1
+        if values[0] > acc[n + 1]:
+            acc[n + 1] = values[0]
+            acc[n + 2] = stack
+
+    @property
+    def points(self) -> int:
+        n = len(self.metrics)
+        return sum(acc[n] for acc in self.sites.values())
 
     def totals(self) -> dict[str, int]:
-        return dict(zip(self.metrics, self._totals))
+        return {m: sum(acc[i] for acc in self.sites.values()) for i, m in enumerate(self.metrics)}
 
     def callsites(self) -> tuple[Callsite, ...]:
         table = self.table
+        n = len(self.metrics)
         sites = [
             Callsite(
                 key=key,
-                metrics=dict(zip(self.metrics, acc.values)),
-                location=table.location(acc.best_stack),
-                stack=table.display_stack(acc.best_stack),
-                points=acc.points,
+                metrics=dict(zip(self.metrics, acc[:n])),
+                location=table.location(acc[n + 2]),
+                stack=table.display_stack(acc[n + 2]),
+                points=acc[n],
             )
-            for key, acc in self._sites.items()
+            for key, acc in self.sites.items()
         ]
         return tuple(sort_callsites(sites, self.metrics[0]))
 

@@ -93,18 +93,19 @@ def _load(path: Path, data: bytes, options: FoldOptions) -> Profile:
     nframes = len(frames)
     for chunk in _chunks(data, pps_start, body_end):
         pps = _decode(path, chunk, what="program points")
-        done = folder.points
         try:
-            for pp in pps:
-                values = [pp[f] for f in fields]
-                fs = pp["fs"]
-                if min(values) < 0 or not fs or min(fs) < 0 or max(fs) >= nframes:
-                    raise ValueError
-                folder.add(fs, values)
+            if mode == "heap" and options.depth == 1:
+                _fold_heap(pps, folder, nframes)
+            else:
+                for pp in pps:
+                    values = [pp[f] for f in fields]
+                    fs = pp["fs"]
+                    if min(values) < 0 or min(fs) < 0 or max(fs) >= nframes:
+                        raise ValueError
+                    folder.add(fs, values)
         except (KeyError, TypeError, ValueError, IndexError):
-            position = folder.points - done
-            problem = _explain_pp(pps[position], fields, nframes)
-            raise ProfileError(f"{path}: program point {folder.points}: {problem}") from None
+            problem, position = _first_bad_pp(pps, fields, nframes)
+            raise ProfileError(f"{path}: program point {position}: {problem}") from None
     totals = folder.totals()
     if any(type(v) is not int for v in totals.values()):
         _find_non_integer(path, data, pps_start, body_end, fields)
@@ -127,6 +128,48 @@ def _load(path: Path, data: bytes, options: FoldOptions) -> Profile:
         units=units,
         symbolized=any(f.file for f in frames),
     )
+
+
+def _fold_heap(pps: list[Any], folder: Folder, nframes: int) -> None:
+    """The common case (heap profile, depth 1) with the fold inlined: per program
+    point, only the frames above the first user frame are looked at."""
+    user = folder.table.user
+    sites = folder.sites
+    slow_key = folder.table.key
+    for pp in pps:
+        tb = pp["tb"]
+        tbk = pp["tbk"]
+        gb = pp["gb"]
+        eb = pp["eb"]
+        fs = pp["fs"]
+        if tb < 0 or tbk < 0 or gb < 0 or eb < 0 or min(fs) < 0 or max(fs) >= nframes:
+            raise ValueError
+        for f in fs:
+            key = user[f]
+            if key is not None:
+                break
+        else:
+            key = slow_key(fs, 1)
+        acc = sites.get(key)
+        if acc is None:
+            sites[key] = [tb, tbk, gb, eb, 1, tb, fs]
+        else:
+            acc[0] += tb
+            acc[1] += tbk
+            acc[2] += gb
+            acc[3] += eb
+            acc[4] += 1
+            if tb > acc[5]:
+                acc[5] = tb
+                acc[6] = fs
+
+
+def _first_bad_pp(pps: list[Any], fields: tuple[str, ...], nframes: int) -> tuple[str, int]:
+    for i, pp in enumerate(pps):
+        problem = _explain_pp(pp, fields, nframes)
+        if problem is not None:
+            return problem, i
+    return "invalid program point", 0
 
 
 def _chunks(data: bytes, start: int, end: int) -> Iterator[bytes]:
@@ -219,7 +262,7 @@ def parse_frame(text: str) -> Frame:
     )
 
 
-def _explain_pp(pp: Any, fields: tuple[str, ...], nframes: int) -> str:
+def _explain_pp(pp: Any, fields: tuple[str, ...], nframes: int) -> str | None:
     if not isinstance(pp, dict):
         return f"expected an object, got {type(pp).__name__}"
     for name in (*fields, "fs"):
@@ -237,7 +280,7 @@ def _explain_pp(pp: Any, fields: tuple[str, ...], nframes: int) -> str:
             return f"field 'fs' holds {f!r}, not a frame index"
         if not 0 <= f < nframes:
             return f"frame index {f} is outside 'ftbl' ({nframes} entries)"
-    return "invalid program point"
+    return None
 
 
 def _find_non_integer(

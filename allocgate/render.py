@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import orjson
 
 from allocgate.callsites import Callsite
@@ -16,6 +15,9 @@ from allocgate.metrics import METRICS, format_delta, format_value
 from allocgate.profile import Profile
 from allocgate.quantities import format_percent
 from allocgate.report import Report, WorkloadResult
+
+if TYPE_CHECKING:
+    import jinja2
 
 COMMENT_LIMIT = 65_536
 """GitHub's limit on the body of an issue comment, in characters."""
@@ -214,6 +216,8 @@ class MarkdownContext:
 
 
 def _env() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("allocgate", "templates"),
         autoescape=False,
