@@ -192,9 +192,11 @@ def _root_crate(name: str) -> str | None:
         self_type = self_type.lstrip("&*").removeprefix("mut ").removeprefix("dyn ").strip()
         root = re.split(r"::|<|\[|\(| ", self_type, maxsplit=1)[0]
         generic_param = len(root) <= 2 and root[:1].isupper()
-        if (not root or root in _PRIMITIVES or generic_param or self_type[:1] in "[(") and trait:
-            return _root_crate(trait.strip()) or "core"
-        return root or None
+        if not root or root in _PRIMITIVES or generic_param or self_type[:1] in "[(":
+            # Methods of primitives (`<str>::to_lowercase`) are std's; a trait
+            # impl for one belongs to the trait's crate.
+            return (_root_crate(trait.strip()) if trait else None) or "core"
+        return root
     head = re.split(r"::|<", name, maxsplit=1)[0]
     return head or None
 
@@ -236,6 +238,8 @@ class FrameTable:
     fallback: list[str | None] = field(default_factory=list)
     """Normalized name for stacks with no user frame (allocator entry points: None)."""
     weak: list[bool] = field(default_factory=list)
+    text: list[str] | None = None
+    """Each frame as people read it (no address), built on first need."""
     """Fallback names that are only a second choice (unqualified C or inlined names)."""
 
     @classmethod
@@ -302,6 +306,15 @@ class FrameTable:
             return KEY_SEPARATOR.join(names)
         return first_fallback or weak_fallback or "[allocator]"
 
+    def prefer(self, stack: Sequence[int], other: Sequence[int]) -> bool:
+        """Whether ``stack`` should represent a callsite rather than ``other``, when
+        both allocated as much: decided by frame text, so every run picks the same
+        one whatever order the profile lists them in (addresses differ per run)."""
+        if self.text is None:
+            self.text = [describe_frame(f) for f in self.frames]
+        text = self.text
+        return [text[i] for i in stack] < [text[i] for i in other]
+
     def location(self, stack: Iterable[int]) -> str | None:
         for index in stack:
             if self.user[index] is not None:
@@ -323,7 +336,7 @@ class FrameTable:
         return tuple(out)
 
 
-_CLOSURE_ENV_RE = re.compile(r"([A-Za-z_][\w:]*)::\{closure_env#\d+\}")
+_CLOSURE_ENV_RE = re.compile(r"(?<![\w:}])([A-Za-z_][\w:]*)::\{closure_env#\d+\}")
 
 
 def _resolve_inlined(
@@ -420,7 +433,9 @@ class Folder:
         for i in range(n):
             acc[i] += values[i]
         acc[n] += 1
-        if values[0] > acc[n + 1]:
+        if values[0] > acc[n + 1] or (
+            values[0] == acc[n + 1] and self.table.prefer(stack, acc[n + 2])
+        ):
             acc[n + 1] = values[0]
             acc[n + 2] = stack
 

@@ -71,6 +71,8 @@ def _load(path: Path, data: bytes, options: FoldOptions) -> Profile:
         # No program points at all: decode whole to give the precise complaint.
         header = _decode(path, data)
         _check_header(path, header)
+        if "pps" in header:
+            raise ProfileError(f"{path}: field 'pps' must be an array of program points")
         raise ProfileError(f"{path}: missing field 'pps'")
     pps_start = match.end()
     if _EMPTY_RE.match(data, pps_start):
@@ -91,8 +93,11 @@ def _load(path: Path, data: bytes, options: FoldOptions) -> Profile:
     folder = Folder(table, metrics, options.depth)
     fields = tuple(_PP_FIELDS[m] for m in metrics)
     nframes = len(frames)
+    seen = 0
     for chunk in _chunks(data, pps_start, body_end):
         pps = _decode(path, chunk, what="program points")
+        if not isinstance(pps, list):
+            raise ProfileError(f"{path}: field 'pps' must be an array of program points")
         try:
             if mode == "heap" and options.depth == 1:
                 _fold_heap(pps, folder, nframes)
@@ -105,7 +110,8 @@ def _load(path: Path, data: bytes, options: FoldOptions) -> Profile:
                     folder.add(fs, values)
         except (KeyError, TypeError, ValueError, IndexError):
             problem, position = _first_bad_pp(pps, fields, nframes)
-            raise ProfileError(f"{path}: program point {position}: {problem}") from None
+            raise ProfileError(f"{path}: program point {seen + position}: {problem}") from None
+        seen += len(pps)
     totals = folder.totals()
     if any(type(v) is not int for v in totals.values()):
         _find_non_integer(path, data, pps_start, body_end, fields)
@@ -134,6 +140,7 @@ def _fold_heap(pps: list[Any], folder: Folder, nframes: int) -> None:
     """The common case (heap profile, depth 1) with the fold inlined: per program
     point, only the frames above the first user frame are looked at."""
     user = folder.table.user
+    prefer = folder.table.prefer
     sites = folder.sites
     slow_key = folder.table.key
     for pp in pps:
@@ -161,6 +168,8 @@ def _fold_heap(pps: list[Any], folder: Folder, nframes: int) -> None:
             acc[4] += 1
             if tb > acc[5]:
                 acc[5] = tb
+                acc[6] = fs
+            elif tb == acc[5] and prefer(fs, acc[6]):
                 acc[6] = fs
 
 
