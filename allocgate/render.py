@@ -195,7 +195,8 @@ def verdict_line(c: Comparison) -> str:
         names = [s.key for s in c.regressions]
         if c.totals.is_regression:
             names.append("total")
-        return f"{c.workload}: REGRESSED — {what}; grew: {', '.join(names)}"
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        return f"{c.workload}: REGRESSED — {what}; grew: {shown}"
     return f"{c.workload}: within budget — {what}"
 
 
