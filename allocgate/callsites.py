@@ -262,10 +262,29 @@ class FrameTable:
         runtime: list[int] = []
         for i, f in enumerate(frames):
             name = normalized[i]
-            fallback.append(None if _is_allocator(f.function, name) else name)
+            # An address is no name: it differs in every run (ASLR).
+            unnamed = name in ("???", "") or name.startswith("0x")
+            fallback.append(None if unnamed or _is_allocator(f.function, name) else name)
             if fallback[-1] is not None and not qualified[i]:
                 runtime.append(i)
             if plumbing[i]:
+                if f.function == "UnknownInlinedFun" and f.file and not _STD_FILE_RE.search(f.file):
+                    # Valgrind names some inlined user closures only by file;
+                    # the caller's generics still name the closure's owner.
+                    members = groups.get(f.address, [i]) if f.address is not None else [i]
+                    user.append(
+                        _resolve_inlined(
+                            i,
+                            "{closure}",
+                            members,
+                            frames,
+                            normalized,
+                            qualified,
+                            plumbing,
+                            closure_only=True,
+                        )
+                    )
+                    continue
                 user.append(None)
                 continue
             if qualified[i]:
@@ -347,6 +366,7 @@ def _resolve_inlined(
     normalized: list[str],
     qualified: list[bool],
     plumbing: list[bool],
+    closure_only: bool = False,
 ) -> str | None:
     """Names an unqualified (inlined) frame, or None when it is plumbing.
 
@@ -367,6 +387,8 @@ def _resolve_inlined(
                 if _root_crate(owner_name) in _STD_CRATES:
                     return None
                 return f"{owner_name}::{{closure}}"
+    if closure_only:
+        return None
     owner = next((m for m in members if qualified[m] and not plumbing[m]), None)
     if owner is None:
         return None

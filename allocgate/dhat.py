@@ -99,6 +99,10 @@ def _load(path: Path, data: bytes, options: FoldOptions) -> Profile:
         if not isinstance(pps, list):
             raise ProfileError(f"{path}: field 'pps' must be an array of program points")
         try:
+            # Program points hold only numbers and arrays; a boolean would pass
+            # for 0 or 1 (bool is an int), so its mere presence is an error.
+            if b"true" in chunk or b"false" in chunk:
+                raise TypeError
             if mode == "heap" and options.depth == 1:
                 _fold_heap(pps, folder, nframes)
             else:

@@ -136,7 +136,10 @@ class AllocgateSession:
                 describe_bless(old.get(name), entry, config.baseline)
                 for name, entry in entries.items()
             ]
-        report = Report(tuple(self.results[n] for n in sorted(self.results)))
+        # A blessed workload was measured, not judged: it has no verdict to report.
+        report = Report(
+            tuple(self.results[n] for n in sorted(self.results) if n not in self.blessed)
+        )
         if self.report_json is not None:
             self.report_json.write_bytes(report.to_json())
         if self.report_md is not None:

@@ -177,6 +177,8 @@ def comparison_text(result: WorkloadResult) -> str:
         if len(c.settings.metrics) > 1:
             lines.append(f"  {METRICS[metric].title}:")
         lines += ["  " + line for line in _table(rows, {3, 4, 5, 6})]
+    if result.runs > 1:
+        lines.append("  " + spread_line(result))
     if result.nondeterministic:
         lines.append(
             f"  warning: {len(result.nondeterministic)} callsite(s) varied between "
@@ -185,6 +187,23 @@ def comparison_text(result: WorkloadResult) -> str:
     if result.profiles:
         lines.append("  raw profiles: " + ", ".join(result.profiles))
     return "\n".join(lines) + "\n"
+
+
+def spread_line(result: WorkloadResult) -> str:
+    """``3 runs (median compared); widest spread: KEY 1.0 MiB–1.2 MiB``."""
+    text = f"{result.runs} runs (median compared)"
+    c = result.comparison
+    if not result.spread or c is None:
+        return text
+    metric = c.settings.rank_metric
+    key, values = max(result.spread.items(), key=lambda kv: (max(kv[1]) - min(kv[1]), kv[0]))
+    if max(values) == min(values):
+        return text + "; every callsite identical in every run"
+    low, high = (
+        format_value(metric, min(values), c.units),
+        format_value(metric, max(values), c.units),
+    )
+    return text + f"; widest spread: {key} {low}–{high}"
 
 
 def verdict_line(c: Comparison) -> str:
@@ -235,6 +254,7 @@ def _env() -> jinja2.Environment:
     env.globals["title"] = lambda metric: METRICS[metric].title
     env.globals["chart"] = mermaid_chart
     env.globals["plain_verdict"] = verdict_line
+    env.globals["spread_line"] = spread_line
     return env
 
 

@@ -7,6 +7,7 @@ group, so a timeout ends the workload and everything it started.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import os
@@ -160,6 +161,7 @@ class Builder:
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self._built: dict[tuple[BuildKey, str | None, str | None], Path] = {}
+        self._dir = tempfile.TemporaryDirectory(prefix="allocgate-bin-")
 
     def executable(self, w: WorkloadConfig, features: tuple[str, ...]) -> Path:
         key = (BuildKey(w.manifest, w.cargo_profile, features), w.bin, w.example)
@@ -190,11 +192,28 @@ class Builder:
             if done.returncode != 0:
                 if not self.progress.quiet:
                     self.progress.stream.write(tail(done.stderr, 40) + "\n")
-                last = tail(done.stderr, 1) or f"exit code {done.returncode}"
                 raise WorkloadError(
-                    f"{w.manifest}: cargo build failed for workload {w.name!r}: {last}"
+                    f"{w.manifest}: cargo build failed for workload {w.name!r}: "
+                    + first_compiler_error(done.stderr, done.returncode)
                 )
-        return _pick_executable(w, done.stdout)
+        built = _pick_executable(w, done.stdout)
+        # A private copy: another workload's build into the same target dir
+        # (same package name, other manifest) must not swap the binary under us.
+        private = Path(self._dir.name) / f"{len(self._built)}-{built.name}"
+        shutil.copy2(built, private)
+        return private
+
+
+def first_compiler_error(stderr: str, returncode: int) -> str:
+    """The first ``error…`` line of cargo's output and the ``-->`` location after it."""
+    lines = stderr.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("error"):
+            where = next(
+                (x.strip()[4:] for x in lines[i + 1 : i + 4] if x.strip().startswith("--> ")), ""
+            )
+            return line.strip() + (f" ({where})" if where else "")
+    return tail(stderr, 1) or f"exit code {returncode}"
 
 
 def _pick_executable(w: WorkloadConfig, messages: str) -> Path:
@@ -233,6 +252,8 @@ class Backend(Protocol):
     """One heap profiler: how to build for it, run under it and find its output."""
 
     name: str
+    tool: str | None
+    """The external program it needs besides cargo."""
 
     def features(self, w: WorkloadConfig) -> tuple[str, ...]: ...
 
@@ -268,6 +289,7 @@ def _strip_tool_lines(stderr: str) -> str:
 
 class DhatRs:
     name = "dhat-rs"
+    tool: str | None = None
 
     def features(self, w: WorkloadConfig) -> tuple[str, ...]:
         return w.features
@@ -318,6 +340,7 @@ def _directory_lock(directory: Path) -> Iterator[None]:
 
 class ValgrindDhat:
     name = "valgrind-dhat"
+    tool: str | None = "valgrind"
     num_callers = 64
     """Valgrind's default of 12 frames often stops inside std's inlined generics."""
 
@@ -350,6 +373,7 @@ class ValgrindDhat:
 
 class Heaptrack:
     name = "heaptrack"
+    tool: str | None = "heaptrack"
 
     def features(self, w: WorkloadConfig) -> tuple[str, ...]:
         return w.features
@@ -407,6 +431,10 @@ class Runner:
 
     def measure(self, w: WorkloadConfig) -> Measurement:
         backend = BACKENDS[w.profiler]
+        # Fail before a long build when the profiler itself is missing.
+        require_tool("cargo")
+        if backend.tool is not None:
+            require_tool(backend.tool)
         started = time.monotonic()
         exe = self.builder.executable(w, backend.features(w))
         seconds = {"build": time.monotonic() - started}
@@ -426,9 +454,20 @@ class Runner:
                 except ProfileError as exc:
                     raise WorkloadError(f"workload {w.name!r}: {exc}") from exc
                 analyse_time += time.monotonic() - t0
-                profiles.append(profile)
+                missing = [m for m in w.gate.metrics if m not in profile.metrics]
+                if missing:
+                    raise WorkloadError(
+                        f"workload {w.name!r}: {w.profiler} does not measure "
+                        f"{', '.join(missing)} (it measures: {', '.join(profile.metrics)}); "
+                        "remove it from 'metrics'"
+                    )
                 if self.keep_profiles is not None:
-                    kept.append(str(self._keep(raw, w.name, i, w.runs)))
+                    kept_path = self._keep(raw, w.name, i, w.runs)
+                    kept.append(str(kept_path))
+                    profile = dataclasses.replace(profile, source=str(kept_path))
+                else:
+                    profile = dataclasses.replace(profile, source=f"{w.name} ({w.profiler})")
+                profiles.append(profile)
         seconds.update(run=run_time, analyse=analyse_time)
         if not profiles[0].symbolized:
             from allocgate.render import NO_DEBUG_INFO_HINT
