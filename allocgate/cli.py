@@ -436,49 +436,47 @@ def publish(report: Report, args: argparse.Namespace, markdown: str | None) -> N
         post_comment(report, body, args)
 
 
-def post_comment(report: Report, body: str, args: argparse.Namespace) -> bool:
-    """Posts or updates the sticky comment; failures are warnings, never the verdict."""
+def upsert_sticky_comment(report: Report, body: str, args: argparse.Namespace) -> bool:
+    """Posts or updates the sticky comment and says what happened on stderr.
+
+    Returns False when the token may not write (a fork's PR): a warning, not an
+    error. Anything that prevents trying at all raises."""
     from allocgate import github
 
-    try:
-        ctx = github.GitHubContext.from_env(os.environ, pr=args.pr, token_env=args.token_env)
-        session = github.make_session(ctx.token)
-        result = github.upsert_comment(
-            session,
-            ctx,
-            body,
-            marker=comment_marker(args.comment_id),
-            mode=args.comment_mode,
-            regressed=report.regressed,
-        )
-    except AllocgateError as exc:
-        print(f"allocgate: warning: could not comment on the pull request: {exc}", file=sys.stderr)
-        return False
-    print(f"allocgate: {result.message}", file=sys.stderr)
-    return result.action != "forbidden"
-
-
-def cmd_comment(args: argparse.Namespace) -> int:
-    from allocgate import github
-
-    report = read_report(args.report)
     ctx = github.GitHubContext.from_env(os.environ, pr=args.pr, token_env=args.token_env)
-    body = report_markdown(report, _markdown_context(args))
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        github.append_step_summary(Path(summary), body)
-    session = github.make_session(ctx.token)
     result = github.upsert_comment(
-        session,
+        github.make_session(ctx.token),
         ctx,
         body,
         marker=comment_marker(args.comment_id),
         mode=args.comment_mode,
         regressed=report.regressed,
     )
-    stream = sys.stderr
-    prefix = "warning: " if result.action == "forbidden" else ""
-    print(f"allocgate: {prefix}{result.message}", file=stream)
+    forbidden = result.action == "forbidden"
+    print(f"allocgate: {'warning: ' if forbidden else ''}{result.message}", file=sys.stderr)
+    return not forbidden
+
+
+def post_comment(report: Report, body: str, args: argparse.Namespace) -> bool:
+    """For `check --comment`: failures are warnings, never the verdict."""
+    try:
+        return upsert_sticky_comment(report, body, args)
+    except AllocgateError as exc:
+        print(f"allocgate: warning: could not comment on the pull request: {exc}", file=sys.stderr)
+        return False
+
+
+def cmd_comment(args: argparse.Namespace) -> int:
+    from allocgate import github
+
+    report = read_report(args.report)
+    # Fail on a missing token or PR number before writing anything.
+    github.GitHubContext.from_env(os.environ, pr=args.pr, token_env=args.token_env)
+    body = report_markdown(report, _markdown_context(args))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        github.append_step_summary(Path(summary), body)
+    upsert_sticky_comment(report, body, args)
     return 0
 
 
