@@ -344,9 +344,17 @@ class FrameTable:
         return None
 
     def display_stack(self, stack: Sequence[int], limit: int = 16) -> tuple[str, ...]:
-        """Frames for people: allocator entry points trimmed, at most ``limit``."""
+        """Frames for people: the few std frames that show *how* the user code
+        allocated (``with_capacity``, ``clone``), then the user frames down to the
+        last one; allocator entry points and the runtime below ``main`` are cut."""
+        users = [i for i, index in enumerate(stack) if self.user[index] is not None]
+        if users:
+            start = max(users[0] - 4, 0)
+            end = users[-1] + 1
+        else:
+            start, end = 0, len(stack)
         out: list[str] = []
-        for index in stack:
+        for index in stack[start:end]:
             if not out and self.fallback[index] is None:
                 continue
             out.append(describe_frame(self.frames[index]))
