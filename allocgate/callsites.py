@@ -8,6 +8,7 @@ the same code names the same callsite in every build, run and back end.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -130,36 +131,44 @@ def strip_generics(name: str) -> str:
     A ``<`` that opens a qualified path (``<X as Trait>::f``, at the start of a
     segment) is kept, with the generics inside it dropped.
     """
+    if "<" not in name:
+        return name
     out: list[str] = []
-    i, n = 0, len(name)
-    while i < n:
-        c = name[i]
-        if c == "<":
-            prev = out[-1] if out else ""
-            opens_args = bool(prev) and (prev[-1].isalnum() or prev[-1] in "_>}]")
-            if opens_args or name.endswith("::", 0, i):
-                j = _matching(name, i)
-                if out and "".join(out).endswith("::") and not opens_args:
-                    joined = "".join(out)[:-2]
-                    out = [joined]
-                i = j + 1
-                continue
-        out.append(c)
-        i += 1
-    return "".join(out)
+    last = ""
+    i = 0
+    while True:
+        j = name.find("<", i)
+        if j < 0:
+            out.append(name[i:])
+            return "".join(out)
+        if j > i:
+            out.append(name[i:j])
+            last = name[j - 1]
+        turbofish = name.endswith("::", 0, j)
+        if turbofish or (last and (last.isalnum() or last in "_>}]")):
+            if turbofish and out and out[-1].endswith("::"):
+                out[-1] = out[-1][:-2]
+                last = out[-1][-1:] if out[-1] else ""
+            i = _matching(name, j) + 1
+        else:
+            out.append("<")
+            last = "<"
+            i = j + 1
+
+
+_ANGLE_RE = re.compile(r"<|(?<!-)>")
 
 
 def _matching(text: str, start: int) -> int:
     """Index of the ``>`` closing the ``<`` at ``start`` (``->`` is not a bracket)."""
     depth = 0
-    for j in range(start, len(text)):
-        c = text[j]
-        if c == "<":
+    for m in _ANGLE_RE.finditer(text, start):
+        if m.group() == "<":
             depth += 1
-        elif c == ">" and not (j > 0 and text[j - 1] == "-"):
+        else:
             depth -= 1
             if depth == 0:
-                return j
+                return m.start()
     return len(text) - 1
 
 
@@ -238,15 +247,16 @@ class FrameTable:
     fallback: list[str | None] = field(default_factory=list)
     """Normalized name for stacks with no user frame (allocator entry points: None)."""
     weak: list[bool] = field(default_factory=list)
-    text: list[str] | None = None
-    """Each frame as people read it (no address), built on first need."""
+    prints: list[int] | None = None
+    """A content hash of each frame, built on first need (see ``fingerprint``)."""
     """Fallback names that are only a second choice (unqualified C or inlined names)."""
 
     @classmethod
     def build(cls, frames: Sequence[Frame], options: FoldOptions) -> FrameTable:
         skip = options.skip_regex()
         normalized = [normalize_function(f.function) for f in frames]
-        qualified = [_is_qualified(f.function) for f in frames]
+        # Normalizing dropped the generics, so a "::" left is a path separator.
+        qualified = ["::" in n for n in normalized]
         plumbing = [_is_plumbing(f, n, q, skip) for f, n, q in zip(frames, normalized, qualified)]
         # Inlined frames share their physical frame's address. An unqualified
         # name (Valgrind prints inlined frames by their short DWARF name) is user
@@ -325,14 +335,18 @@ class FrameTable:
             return KEY_SEPARATOR.join(names)
         return first_fallback or weak_fallback or "[allocator]"
 
-    def prefer(self, stack: Sequence[int], other: Sequence[int]) -> bool:
-        """Whether ``stack`` should represent a callsite rather than ``other``, when
-        both allocated as much: decided by frame text, so every run picks the same
-        one whatever order the profile lists them in (addresses differ per run)."""
-        if self.text is None:
-            self.text = [describe_frame(f) for f in self.frames]
-        text = self.text
-        return [text[i] for i in stack] < [text[i] for i in other]
+    def fingerprint(self, stack: Sequence[int]) -> int:
+        """A number that depends only on the frames' text, never on their order in
+        the file or their addresses: ties between equally large program points are
+        broken by it, so every run picks the same representative stack."""
+        if self.prints is None:
+            self.prints = [
+                int.from_bytes(
+                    hashlib.blake2b(describe_frame(f).encode(), digest_size=8).digest(), "big"
+                )
+                for f in self.frames
+            ]
+        return sum(map(self.prints.__getitem__, stack))
 
     def location(self, stack: Iterable[int]) -> str | None:
         for index in stack:
@@ -442,7 +456,8 @@ def _is_plumbing(frame: Frame, name: str, qualified: bool, skip: re.Pattern[str]
 class Folder:
     """Sums program points into callsites; the hot loop of every loader.
 
-    ``sites`` maps a key to ``[metric values…, points, best, best_stack]``:
+    ``sites`` maps a key to ``[metric values…, points, best, best_stack,
+    best_fingerprint]``:
     plain lists, so a loader's inner loop can update them without a call.
     """
 
@@ -458,16 +473,17 @@ class Folder:
         acc = self.sites.get(key)
         n = len(self.metrics)
         if acc is None:
-            self.sites[key] = [*values, 1, values[0], stack]
+            self.sites[key] = [*values, 1, values[0], stack, None]
             return
         for i in range(n):
             acc[i] += values[i]
         acc[n] += 1
-        if values[0] > acc[n + 1] or (
-            values[0] == acc[n + 1] and self.table.prefer(stack, acc[n + 2])
-        ):
+        if values[0] > acc[n + 1]:
             acc[n + 1] = values[0]
             acc[n + 2] = stack
+            acc[n + 3] = None
+        elif values[0] == acc[n + 1]:
+            break_tie(self.table, acc, n + 2, stack)
 
     @property
     def points(self) -> int:
@@ -491,6 +507,18 @@ class Folder:
             for key, acc in self.sites.items()
         ]
         return tuple(sort_callsites(sites, self.metrics[0]))
+
+
+def break_tie(table: FrameTable, acc: list[Any], at: int, stack: Sequence[int]) -> None:
+    """Between two equally large program points keep the larger fingerprint;
+    ``acc[at]`` is the kept stack, ``acc[at + 1]`` its fingerprint (or None)."""
+    mine = table.fingerprint(stack)
+    theirs = acc[at + 1]
+    if theirs is None:
+        theirs = acc[at + 1] = table.fingerprint(acc[at])
+    if mine > theirs:
+        acc[at] = stack
+        acc[at + 1] = mine
 
 
 def sort_callsites(sites: Iterable[Callsite], metric: str) -> list[Callsite]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from allocgate.callsites import Folder, FoldOptions, FrameTable
+from allocgate.callsites import Folder, FoldOptions, FrameTable, break_tie
 from allocgate.errors import ProfileError
 from allocgate.frames import Frame
 from allocgate.profile import Profile
@@ -104,7 +104,9 @@ def _load(path: Path, data: bytes, options: FoldOptions) -> Profile:
             if b"true" in chunk or b"false" in chunk:
                 raise TypeError
             if mode == "heap" and options.depth == 1:
-                _fold_heap(pps, folder, nframes)
+                # Without a '-' in the slice no frame index can be negative
+                # (dhat-rs files); Valgrind's 'acc' arrays have them, so check.
+                _fold_heap(pps, folder, nframes, check_signs=b"-" in chunk)
             else:
                 for pp in pps:
                     values = [pp[f] for f in fields]
@@ -140,11 +142,11 @@ def _load(path: Path, data: bytes, options: FoldOptions) -> Profile:
     )
 
 
-def _fold_heap(pps: list[Any], folder: Folder, nframes: int) -> None:
+def _fold_heap(pps: list[Any], folder: Folder, nframes: int, check_signs: bool) -> None:
     """The common case (heap profile, depth 1) with the fold inlined: per program
     point, only the frames above the first user frame are looked at."""
-    user = folder.table.user
-    prefer = folder.table.prefer
+    table = folder.table
+    user = table.user
     sites = folder.sites
     slow_key = folder.table.key
     for pp in pps:
@@ -153,7 +155,15 @@ def _fold_heap(pps: list[Any], folder: Folder, nframes: int) -> None:
         gb = pp["gb"]
         eb = pp["eb"]
         fs = pp["fs"]
-        if tb < 0 or tbk < 0 or gb < 0 or eb < 0 or min(fs) < 0 or max(fs) >= nframes:
+        # The comparisons also refuse strings and nulls (TypeError).
+        if (
+            tb < 0
+            or tbk < 0
+            or gb < 0
+            or eb < 0
+            or max(fs) >= nframes
+            or (check_signs and min(fs) < 0)
+        ):
             raise ValueError
         for f in fs:
             key = user[f]
@@ -163,7 +173,7 @@ def _fold_heap(pps: list[Any], folder: Folder, nframes: int) -> None:
             key = slow_key(fs, 1)
         acc = sites.get(key)
         if acc is None:
-            sites[key] = [tb, tbk, gb, eb, 1, tb, fs]
+            sites[key] = [tb, tbk, gb, eb, 1, tb, fs, None]
         else:
             acc[0] += tb
             acc[1] += tbk
@@ -173,8 +183,9 @@ def _fold_heap(pps: list[Any], folder: Folder, nframes: int) -> None:
             if tb > acc[5]:
                 acc[5] = tb
                 acc[6] = fs
-            elif tb == acc[5] and prefer(fs, acc[6]):
-                acc[6] = fs
+                acc[7] = None
+            elif tb == acc[5]:
+                break_tie(table, acc, 6, fs)
 
 
 def _first_bad_pp(pps: list[Any], fields: tuple[str, ...], nframes: int) -> tuple[str, int]:
