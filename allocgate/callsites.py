@@ -188,10 +188,6 @@ def normalize_path(path: str) -> str:
     return path
 
 
-def _is_qualified(name: str) -> bool:
-    return "::" in strip_generics(name) if "<" in name else "::" in name
-
-
 def _root_crate(name: str) -> str | None:
     """The crate a (normalized) qualified name belongs to, judged by its self type."""
     if name.startswith("<"):

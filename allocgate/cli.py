@@ -239,26 +239,31 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _side(path: Path, workload: str | None, depth: int | None, args: argparse.Namespace) -> Profile:
-    if sniff(path) == "baseline":
-        baseline = read_baseline(path)
-        if workload is None:
-            if len(baseline.workloads) != 1:
-                names = ", ".join(sorted(baseline.workloads)) or "none"
-                raise ConfigError(
-                    f"{path}: holds several workloads ({names}); pick one with --workload"
-                )
-            workload = next(iter(baseline.workloads))
-        return baseline.get(workload).as_profile(str(path))
-    return load_profile(path, _fold(args, depth))
+def _baseline_side(path: Path, workload: str | None) -> Profile:
+    baseline = read_baseline(path)
+    if workload is None:
+        if len(baseline.workloads) != 1:
+            names = ", ".join(sorted(baseline.workloads)) or "none"
+            raise ConfigError(
+                f"{path}: holds several workloads ({names}); pick one with --workload"
+            )
+        workload = next(iter(baseline.workloads))
+    return baseline.get(workload).as_profile(str(path))
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    before = _side(args.before, args.workload, None, args)
-    after = _side(args.after, args.workload, before.depth if args.depth is None else None, args)
-    if args.depth is None and before.depth != after.depth and sniff(args.before) != "baseline":
-        before = _side(args.before, args.workload, after.depth, args)
+    # Baseline sides are already folded; profile sides are folded once, at the
+    # depth asked for, else at a baseline side's depth, so both sides agree.
+    sides: dict[Path, Profile] = {
+        p: _baseline_side(p, args.workload)
+        for p in (args.before, args.after)
+        if sniff(p) == "baseline"
+    }
+    depth = args.depth or next((s.depth for s in sides.values()), None)
+    before, after = (
+        sides.get(p) or load_profile(p, _fold(args, depth)) for p in (args.before, args.after)
+    )
     name = args.workload or Path(args.after).stem
     comparison = compare(name, before, after, settings)
     report = Report((WorkloadResult(name, comparison),))

@@ -326,9 +326,7 @@ def _thresholds(
         return {}
     if set(value) <= {"relative", "absolute"}:
         # The shorthand applies to the byte metrics; counts keep their defaults.
-        return {
-            m: _tolerance(where, key, m, value) for m in (*METRIC_NAMES,) if METRICS[m].is_bytes
-        }
+        return {m: _tolerance(where, key, m, value) for m in METRIC_NAMES if METRICS[m].is_bytes}
     result = {}
     for metric, spec in value.items():
         if metric not in METRICS:

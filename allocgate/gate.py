@@ -97,11 +97,7 @@ def bless(config: Config, workloads: Sequence[WorkloadConfig], runner: Runner) -
     """Measures every workload first and writes the baseline once: all or nothing."""
     current = read_baseline(config.baseline)
     entries = {w.name: baseline_entry(w, runner.measure(w)) for w in workloads}
-    write_entries(config, entries)
+    update_baseline(config.baseline, entries)
     return BlessOutcome(
         old={n: current.workloads[n] for n in entries if n in current.workloads}, new=entries
     )
-
-
-def write_entries(config: Config, entries: dict[str, WorkloadBaseline]) -> None:
-    update_baseline(config.baseline, entries)

@@ -7,10 +7,9 @@ from pathlib import Path
 from allocgate.callsites import Folder, FoldOptions, FrameTable
 from allocgate.dhat import load_dhat, looks_like_dhat
 from allocgate.errors import ProfileError
+from allocgate.heaptrack import looks_like_heaptrack, read_heaptrack
 from allocgate.profile import Profile
 
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_GZIP_MAGIC = b"\x1f\x8b"
 HEAPTRACK_METRICS = ("total_bytes", "total_blocks", "peak_bytes", "end_bytes", "temporary_blocks")
 
 
@@ -27,7 +26,7 @@ def sniff(path: Path) -> str:
         raise ProfileError(f"{path}: the file is empty")
     if looks_like_dhat(head):
         return "dhat"
-    if head.startswith((_ZSTD_MAGIC, _GZIP_MAGIC)) or head.startswith(b"v "):
+    if looks_like_heaptrack(head):
         return "heaptrack"
     if head.lstrip().startswith((b"#", b"version:", b"workloads:", b"---")):
         return "baseline"
@@ -48,8 +47,6 @@ def load_profile(path: Path, options: FoldOptions | None = None) -> Profile:
 
 
 def load_heaptrack(path: Path, options: FoldOptions) -> Profile:
-    from allocgate.heaptrack import read_heaptrack
-
     data = read_heaptrack(path)
     table = FrameTable.build(data.frames, options)
     folder = Folder(table, HEAPTRACK_METRICS, options.depth)

@@ -122,13 +122,15 @@ def merge_reports(reports: Sequence[Report], sources: Iterable[str] = ()) -> Rep
     """Partial (sharded) reports → one; a workload in two shards is an error."""
     seen: dict[str, str] = {}
     results: list[WorkloadResult] = []
-    for report, source in zip(reports, [*sources, *[""] * len(reports)]):
+    names = list(sources)
+    for i, report in enumerate(reports):
+        source = names[i] if i < len(names) else f"report {i + 1}"
         for result in report.results:
             if result.name in seen:
                 raise ReportError(
-                    f"{source or 'report'}: workload {result.name!r} is also in {seen[result.name]}"
+                    f"{source}: workload {result.name!r} is also in {seen[result.name]}"
                 )
-            seen[result.name] = source or "another report"
+            seen[result.name] = source
             results.append(result)
     results.sort(key=lambda r: r.name)
     return Report(tuple(results))
