@@ -1,0 +1,154 @@
+"""What a pull request changed in the baseline, and the section that says so."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from allocgate.base_baseline import base_sha_from_event, read_base_baseline
+from allocgate.baseline import Baseline, WorkloadBaseline, read_baseline, update_baseline
+from allocgate.baseline_change import (
+    WorkloadChange,
+    baseline_changes,
+    markdown_section,
+    text_section,
+    unexplained,
+)
+from allocgate.callsites import Callsite
+from allocgate.errors import BaselineError
+
+MIB = 1024 * 1024
+
+
+def entry(name: str, total: int, blocks: int = 10) -> WorkloadBaseline:
+    return WorkloadBaseline(
+        name=name,
+        profiler="valgrind-dhat",
+        totals={"total_bytes": total, "total_blocks": blocks},
+        callsites=(Callsite("app::f", {"total_bytes": total, "total_blocks": blocks}),),
+    )
+
+
+def baseline(*entries: WorkloadBaseline) -> Baseline:
+    return Baseline(Path("b.yml"), {e.name: e for e in entries})
+
+
+def test_only_differing_entries_are_changes() -> None:
+    base = baseline(entry("same", MIB), entry("grew", MIB), entry("gone", MIB))
+    head = baseline(entry("same", MIB), entry("grew", 2 * MIB), entry("new", 3 * MIB))
+
+    changes = baseline_changes(base, head, {"grew": ("total_bytes", "total_blocks")})
+
+    assert [(c.name, c.kind) for c in changes] == [
+        ("gone", "removed"),
+        ("grew", "changed"),
+        ("new", "added"),
+    ]
+    grew = changes[1]
+    assert [(t.metric, t.before, t.after) for t in grew.totals] == [
+        ("total_bytes", MIB, 2 * MIB),
+        ("total_blocks", 10, 10),
+    ]
+    assert [(t.before, t.after) for t in changes[2].totals] == [(None, 3 * MIB)]
+    assert unexplained(changes) == ("grew", "new")
+    assert baseline_changes(head, head, {}) == ()
+
+
+def test_the_sections_show_before_after_and_no_reason() -> None:
+    changes = baseline_changes(
+        baseline(entry("svc", MIB)), baseline(entry("svc", 2 * MIB)), {"svc": ("total_bytes",)}
+    )
+
+    md = markdown_section(changes)
+    assert md.startswith("### ⚠️ Baseline changed in this PR\n")
+    assert (
+        "**svc** (changed): total bytes 1.0 MiB → 2.0 MiB (+1.0 MiB). **No reason recorded.**" in md
+    )
+    assert "require" not in md
+    strict = markdown_section(changes, require_reason=True)
+    assert strict.startswith("### ❌ Baseline changed in this PR\n")
+    assert "`require_reason` is set, so this check fails" in strict
+    text = text_section(changes, require_reason=True)
+    assert "svc (changed): total bytes 1.0 MiB → 2.0 MiB (+1.0 MiB)" in text
+    assert "no reason recorded" in text
+    assert "require_reason: no reason recorded for svc" in text
+    assert markdown_section(()) == text_section(()) == ""
+
+
+def test_a_hostile_workload_name_is_escaped() -> None:
+    name = "x @octo <b>|"
+    changes = baseline_changes(baseline(), baseline(entry(name, MIB)), {})
+    md = markdown_section(changes)
+    assert "@octo" not in md
+    assert "<b>" not in md
+
+
+def test_changes_round_trip_through_json_shape() -> None:
+    changes = baseline_changes(baseline(entry("a", 1)), baseline(entry("a", 2)), {})
+    assert tuple(WorkloadChange.from_dict(c.to_dict()) for c in changes) == changes
+    with pytest.raises(ValueError, match="unknown baseline change"):
+        WorkloadChange.from_dict({**changes[0].to_dict(), "kind": "renamed"})
+
+
+# The base branch's baseline, from git.
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    _git(tmp_path, "init", "-q", "-b", "main")
+    _git(tmp_path, "config", "user.name", "t")
+    _git(tmp_path, "config", "user.email", "t@example.invalid")
+    (tmp_path / "README").write_text("x\n")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "no baseline yet")
+    return tmp_path
+
+
+def test_the_base_baseline_comes_from_git(repo: Path) -> None:
+    path = repo / "sub" / "allocgate-baseline.yml"
+    path.parent.mkdir()
+    empty = _git(repo, "rev-parse", "HEAD")
+    update_baseline(path, {"a": entry("a", MIB)})
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "bless a")
+    first = _git(repo, "rev-parse", "HEAD")
+    update_baseline(path, {"a": entry("a", 2 * MIB)})
+
+    at_first = read_base_baseline(repo / "sub", path, first, None)
+    assert at_first.workloads["a"].totals["total_bytes"] == MIB
+    assert read_base_baseline(repo, path, empty, None).workloads == {}
+    assert read_baseline(path).workloads["a"].totals["total_bytes"] == 2 * MIB
+
+
+def test_a_commit_not_fetched_is_asked_for_through_the_api(repo: Path) -> None:
+    path = repo / "allocgate-baseline.yml"
+    update_baseline(path, {"a": entry("a", 5)})
+    asked: list[tuple[str, str]] = []
+
+    def fetch(p: str, rev: str) -> bytes | None:
+        asked.append((p, rev))
+        return path.read_bytes()
+
+    missing = "0123456789" * 4
+    got = read_base_baseline(repo, path, missing, fetch)
+    assert asked == [("allocgate-baseline.yml", missing)]
+    assert got.workloads["a"].totals["total_bytes"] == 5
+    with pytest.raises(BaselineError, match="fetch-depth"):
+        read_base_baseline(repo, path, missing, None)
+
+
+def test_base_sha_from_a_pull_request_event(tmp_path: Path) -> None:
+    event = tmp_path / "e.json"
+    event.write_text('{"pull_request": {"number": 3, "base": {"sha": "abc"}}}')
+    assert base_sha_from_event(event) == "abc"
+    event.write_text('{"issue": {"number": 3}}')
+    assert base_sha_from_event(event) is None
+    assert base_sha_from_event(tmp_path / "missing.json") is None
