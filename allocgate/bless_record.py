@@ -8,7 +8,7 @@ them afresh, so a bless without a reason leaves no earlier reason behind.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -63,3 +63,36 @@ def from_cli(reason: str | None, cwd: Path) -> BlessRecord:
         head_sha=git(cwd, "rev-parse", "--verify", "HEAD") or None,
         date=now(),
     )
+
+
+def describe(
+    name: str, profiler: str, provenance: Mapping[str, Any], clean: Callable[[str], str] = str
+) -> list[str]:
+    """`allocgate show-baseline`'s lines for one workload; `clean` makes baseline text safe."""
+    record = BlessRecord.from_mapping(provenance)
+    lines = [f"{clean(name)} ({clean(profiler)})"]
+    if record.empty:
+        lines.append("  no bless recorded (blessed before provenance was kept, or by hand)")
+    else:
+        who = [f"blessed by {clean(record.blessed_by or 'someone unnamed')}"]
+        if record.pull_request:
+            who.append(f"in {clean(record.pull_request)}")
+        if record.date:
+            who.append(f"on {clean(record.date)}")
+        if record.head_sha:
+            who.append(f"at {clean(record.head_sha[:12])}")
+        lines.append("  " + " ".join(who))
+        if record.reason is None:
+            lines.append("  no reason recorded")
+        else:
+            first, *rest = record.reason.split("\n")
+            lines.append(f"  reason: {clean(first)}")
+            lines.extend(f"          {clean(line)}" for line in rest)
+    facts = [
+        f"{key.replace('_', ' ')} {clean(str(value))}"
+        for key, value in sorted(provenance.items())
+        if key not in FIELDS
+    ]
+    if facts:
+        lines.append("  " + " · ".join(facts))
+    return lines
