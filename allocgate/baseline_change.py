@@ -15,8 +15,8 @@ from typing import Any, Literal
 from allocgate.baseline import Baseline
 from allocgate.bless_comment import TotalChange, quote
 from allocgate.bless_record import BlessRecord
+from allocgate.escape import md_text
 from allocgate.metrics import format_delta, format_value
-from allocgate.render import escape_md
 
 ChangeKind = Literal["changed", "added", "removed"]
 
@@ -138,18 +138,18 @@ def markdown_section(changes: Sequence[WorkloadChange], require_reason: bool = F
     missing = unexplained(changes)
     lines = [f"### {'❌' if require_reason and missing else '⚠️'} {TITLE}", ""]
     for change in changes:
-        totals = "; ".join(escape_md(_before_after(t)) for t in change.totals)
-        head = f"- **{escape_md(change.name)}** ({change.kind}): {totals}."
+        totals = "; ".join(md_text(_before_after(t)) for t in change.totals)
+        head = f"- **{md_text(change.name)}** ({change.kind}): {totals}."
         if change.kind == "removed":
             lines.append(head)
         elif change.record.reason is None:
             lines.append(f"{head} **No reason recorded.**")
         else:
-            lines.append(f"{head} Blessed {escape_md(_who(change.record))}:")
+            lines.append(f"{head} Blessed {md_text(_who(change.record))}:")
             lines.append("")
             lines.extend("  " + line for line in quote(change.record.reason).split("\n"))
     if require_reason and missing:
-        names = ", ".join(f"**{escape_md(n)}**" for n in missing)
+        names = ", ".join(f"**{md_text(n)}**" for n in missing)
         lines += [
             "",
             f"`require_reason` is set, so this check fails: no reason is recorded for {names}. "

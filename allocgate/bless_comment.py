@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from allocgate.errors import GitHubError
+from allocgate.escape import md_code, md_fence, md_text
 from allocgate.metrics import format_delta, format_value
-from allocgate.render import escape_md
 
 COMMAND = "/allocgate bless"
 #: Longer reasons are refused rather than cut: the baseline keeps what was said, whole.
@@ -151,7 +151,7 @@ def check_permission(login: str, repository: str, payload: Mapping[str, Any] | N
         return
     shown = role if isinstance(role, str) else permission if isinstance(permission, str) else "no"
     raise Refusal(
-        f"{escape_md(login)} has {_code(shown)} access to {escape_md(repository)}: "
+        f"{md_text(login)} has {md_code(shown)} access to {md_text(repository)}: "
         "blessing needs write, maintain or admin access.",
         f"{login} has {shown} access to {repository}; blessing needs write, maintain or admin",
     )
@@ -168,10 +168,10 @@ def check_not_fork(pull: PullRequest, workloads: Sequence[str]) -> None:
         f'allocgate bless{names} --reason "…"'
     )
     raise Refusal(
-        f"This pull request comes from {escape_md(source)}. allocgate does not build and run a "
+        f"This pull request comes from {md_text(source)}. allocgate does not build and run a "
         'fork\'s code in a workflow that holds a write token (that is a "pwn request"). '
         "A maintainer can review the change and bless it locally:\n\n"
-        f"```sh\n{_fence_safe(local)}\n```\n\n"
+        f"{md_fence(local, 'sh')}\n\n"
         "then push the new baseline to the pull request's branch.",
         f"pull request #{pull.number} comes from the fork {source}; bless it locally",
     )
@@ -181,8 +181,8 @@ def check_head(checked_out: str, pull: PullRequest) -> None:
     if checked_out == pull.head_sha:
         return
     raise Refusal(
-        f"The checked-out commit {_code(checked_out[:12])} is not the head of this pull request "
-        f"({_code(pull.head_sha[:12])}): it was pushed to after the comment. Nothing was blessed; "
+        f"The checked-out commit {md_code(checked_out[:12])} is not the head of this pull request "
+        f"({md_code(pull.head_sha[:12])}): it was pushed to after the comment. Nothing was blessed; "
         "comment again to bless the new head.",
         f"checked-out commit {checked_out[:12]} is not the PR head {pull.head_sha[:12]} (stale)",
     )
@@ -210,9 +210,9 @@ def check_workloads(named: Sequence[str], configured: Sequence[str]) -> tuple[st
         return tuple(configured)
     unknown = [n for n in named if n not in configured or not _WORKLOAD_RE.fullmatch(n)]
     if unknown:
-        known = ", ".join(_code(n) for n in configured) or "none"
+        known = ", ".join(md_code(n) for n in configured) or "none"
         raise Refusal(
-            f"Unknown workload {', '.join(_code(n) for n in unknown)} (configured: {known}). "
+            f"Unknown workload {', '.join(md_code(n) for n in unknown)} (configured: {known}). "
             "The first line names workloads only; the reason goes on the lines below.",
             f"unknown workload {', '.join(unknown)}",
         )
@@ -248,19 +248,19 @@ class Blessed:
 
 
 def refusal_reply(login: str, refusal: Refusal) -> str:
-    return f"**allocgate bless refused** (asked by {escape_md(login)})\n\n{refusal.markdown}\n"
+    return f"**allocgate bless refused** (asked by {md_text(login)})\n\n{refusal.markdown}\n"
 
 
 def error_reply(login: str, message: str) -> str:
     return (
-        f"**allocgate bless failed** (asked by {escape_md(login)}); nothing was committed.\n\n"
-        f"{escape_md(message)}\n"
+        f"**allocgate bless failed** (asked by {md_text(login)}); nothing was committed.\n\n"
+        f"{md_text(message)}\n"
     )
 
 
 def blessed_reply(done: Blessed) -> str:
-    names = ", ".join(_code(w) for w in done.workloads)
-    commit = _code(done.commit_sha[:12])
+    names = ", ".join(md_code(w) for w in done.workloads)
+    commit = md_code(done.commit_sha[:12])
     if done.commit_url:
         commit = f"[{commit}]({_url(done.commit_url)})"
     rows = ["| workload | metric | before | after | Δ |", "|---|---|---:|---:|---:|"]
@@ -274,11 +274,11 @@ def blessed_reply(done: Blessed) -> str:
             else "new"
         )
         rows.append(
-            f"| {escape_md(t.workload)} | {escape_md(t.metric)} | {before} | {after} | {delta} |"
+            f"| {md_text(t.workload)} | {md_text(t.metric)} | {before} | {after} | {delta} |"
         )
     return (
-        f"**allocgate blessed** {names} (asked by {escape_md(done.login)}): "
-        f"{escape_md(done.path)} committed to {escape_md(done.branch)} as {commit}.\n\n"
+        f"**allocgate blessed** {names} (asked by {md_text(done.login)}): "
+        f"{md_text(done.path)} committed to {md_text(done.branch)} as {commit}.\n\n"
         + "\n".join(rows)
         + "\n\nReason:\n\n"
         + quote(done.reason)
@@ -288,7 +288,8 @@ def blessed_reply(done: Blessed) -> str:
 
 def quote(text: str) -> str:
     """A markdown block quote of literal, escaped text, line by line."""
-    return "\n".join(f"> {escape_md(line)}" if line else ">" for line in text.split("\n"))
+    # md_text would join the lines into one; the quote keeps them, each escaped.
+    return "\n".join(f"> {md_text(line)}" if line else ">" for line in text.split("\n"))
 
 
 def commit_message(workloads: Sequence[str], number: int, login: str) -> str:
@@ -296,15 +297,6 @@ def commit_message(workloads: Sequence[str], number: int, login: str) -> str:
 
 
 # Helpers.
-
-
-def _code(text: str) -> str:
-    # An inline code span that cannot be closed early: backticks are escaped out.
-    return f"<code>{escape_md(text)}</code>"
-
-
-def _fence_safe(text: str) -> str:
-    return text.replace("`", "'")
 
 
 def _url(url: str) -> str:
