@@ -1,5 +1,7 @@
 """No silent re-baselining: how a pull request's baseline differs from its base branch's.
 
+`render/baseline_section.py` says it in the report.
+
 A PR can change the baseline by a local `allocgate bless` and a push as well as
 by a `/allocgate bless` comment. Either way the report opens with what changed:
 per workload the gated totals before → after, and the reason recorded in this
@@ -13,12 +15,20 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from allocgate.baseline import Baseline
-from allocgate.bless_comment import TotalChange, quote
 from allocgate.bless_record import BlessRecord
-from allocgate.escape import md_text
-from allocgate.metrics import format_delta, format_value
 
 ChangeKind = Literal["changed", "added", "removed"]
+
+
+@dataclass(frozen=True)
+class TotalChange:
+    """One gated total of one blessed workload."""
+
+    workload: str
+    metric: str
+    before: int | None
+    after: int | None
+    units: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -105,77 +115,3 @@ def _record(doc: Mapping[str, Any] | None) -> BlessRecord:
 
 def unexplained(changes: Sequence[WorkloadChange]) -> tuple[str, ...]:
     return tuple(c.name for c in changes if not c.explained)
-
-
-# Rendering.
-
-TITLE = "Baseline changed in this PR"
-
-
-def _before_after(t: TotalChange) -> str:
-    units = dict(t.units)
-    before = "—" if t.before is None else format_value(t.metric, t.before, units)
-    after = "—" if t.after is None else format_value(t.metric, t.after, units)
-    text = f"{t.metric.replace('_', ' ')} {before} → {after}"
-    if t.before is not None and t.after is not None:
-        text += f" ({format_delta(t.metric, t.after - t.before, units)})"
-    return text
-
-
-def _who(record: BlessRecord) -> str:
-    parts = [f"by {record.blessed_by}" if record.blessed_by else "by someone unnamed"]
-    if record.pull_request:
-        parts.append(f"in {record.pull_request}")
-    if record.date:
-        parts.append(f"on {record.date[:10]}")
-    return " ".join(parts)
-
-
-def markdown_section(changes: Sequence[WorkloadChange], require_reason: bool = False) -> str:
-    """The section the PR comment and the step summary open with; empty when nothing changed."""
-    if not changes:
-        return ""
-    missing = unexplained(changes)
-    lines = [f"### {'❌' if require_reason and missing else '⚠️'} {TITLE}", ""]
-    for change in changes:
-        totals = "; ".join(md_text(_before_after(t)) for t in change.totals)
-        head = f"- **{md_text(change.name)}** ({change.kind}): {totals}."
-        if change.kind == "removed":
-            lines.append(head)
-        elif change.record.reason is None:
-            lines.append(f"{head} **No reason recorded.**")
-        else:
-            lines.append(f"{head} Blessed {md_text(_who(change.record))}:")
-            lines.append("")
-            lines.extend("  " + line for line in quote(change.record.reason).split("\n"))
-    if require_reason and missing:
-        names = ", ".join(f"**{md_text(n)}**" for n in missing)
-        lines += [
-            "",
-            f"`require_reason` is set, so this check fails: no reason is recorded for {names}. "
-            'Re-bless with `allocgate bless --reason "…"` or a `/allocgate bless` comment with '
-            "the reason on the lines below it.",
-        ]
-    return "\n".join(lines) + "\n\n"
-
-
-def text_section(changes: Sequence[WorkloadChange], require_reason: bool = False) -> str:
-    """The same for a terminal: one line per workload, the reason on the next."""
-    if not changes:
-        return ""
-    lines = [f"{TITLE}:"]
-    for change in changes:
-        totals = "; ".join(_before_after(t) for t in change.totals)
-        lines.append(f"  {change.name} ({change.kind}): {totals}")
-        if change.kind == "removed":
-            continue
-        if change.record.reason is None:
-            lines.append("    no reason recorded")
-        else:
-            first, *rest = change.record.reason.split("\n")
-            more = " …" if rest else ""
-            lines.append(f"    blessed {_who(change.record)}: {first}{more}")
-    missing = unexplained(changes)
-    if require_reason and missing:
-        lines.append(f"  require_reason: no reason recorded for {', '.join(missing)}")
-    return "\n".join(lines) + "\n"

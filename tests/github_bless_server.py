@@ -52,6 +52,8 @@ class FakeGitHubRepo(FakeGitHub):
         self.pulls: dict[int, dict[str, Any]] = {}
         self.branches: dict[str, Branch] = {}
         self.reactions: list[tuple[int, str]] = []
+        self.snapshots: dict[str, dict[str, bytes]] = {}
+        """Files at a commit sha, for contents GETs with `ref=<sha>`."""
         self.after_get: Callable[[str], None] | None = None
         """Called (under the lock) after each GET of contents: lets a test move the branch."""
 
@@ -62,6 +64,7 @@ class FakeGitHubRepo(FakeGitHub):
 
     def add_branch(self, name: str, head: str, files: Mapping[str, bytes]) -> None:
         self.branches[name] = Branch(head, dict(files))
+        self.snapshots[head] = dict(files)
 
     def open_pull(
         self,
@@ -133,7 +136,8 @@ class FakeGitHubRepo(FakeGitHub):
 
     def _get_contents(self, path: str, ref: str) -> tuple[int, Any, dict[str, str]]:
         branch = self.branches.get(ref)
-        data = branch.files.get(path) if branch else None
+        files = branch.files if branch else self.snapshots.get(ref, {})
+        data = files.get(path)
         if self.after_get is not None:
             self.after_get(path)
         if data is None:

@@ -7,17 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from allocgate.base_baseline import base_sha_from_event, read_base_baseline
-from allocgate.baseline import Baseline, WorkloadBaseline, read_baseline, update_baseline
-from allocgate.baseline_change import (
-    WorkloadChange,
-    baseline_changes,
-    markdown_section,
-    text_section,
-    unexplained,
-)
+from allocgate.base_baseline import pull_request_event, read_base_baseline
+from allocgate.baseline import Baseline, WorkloadBaseline
+from allocgate.baseline_change import WorkloadChange, baseline_changes, unexplained
+from allocgate.baseline_file import read_baseline, update_baseline
 from allocgate.callsites import Callsite
 from allocgate.errors import BaselineError
+from allocgate.render.baseline_section import markdown_section, text_section
 
 MIB = 1024 * 1024
 
@@ -147,8 +143,10 @@ def test_a_commit_not_fetched_is_asked_for_through_the_api(repo: Path) -> None:
 
 def test_base_sha_from_a_pull_request_event(tmp_path: Path) -> None:
     event = tmp_path / "e.json"
+    env = {"GITHUB_EVENT_PATH": str(event)}
     event.write_text('{"pull_request": {"number": 3, "base": {"sha": "abc"}}}')
-    assert base_sha_from_event(event) == "abc"
+    assert pull_request_event(env) == ("abc", 3)
     event.write_text('{"issue": {"number": 3}}')
-    assert base_sha_from_event(event) is None
-    assert base_sha_from_event(tmp_path / "missing.json") is None
+    assert pull_request_event(env) is None
+    assert pull_request_event({"GITHUB_EVENT_PATH": str(tmp_path / "missing.json")}) is None
+    assert pull_request_event({}) is None

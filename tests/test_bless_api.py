@@ -7,9 +7,10 @@ from collections.abc import Iterator
 import pytest
 from github_bless_server import FakeGitHubRepo, blob_sha
 
-from allocgate import bless_api
 from allocgate.errors import GitHubError
-from allocgate.github import GitHubContext, RetryPolicy, _Client, make_session
+from allocgate.github import bless_api
+from allocgate.github.client import ApiClient, RetryPolicy, make_session
+from allocgate.github.context import GitHubContext
 
 TOKEN = "ghs_bless_api_token_abcdef"
 REPO = "octo/widgets"
@@ -25,15 +26,15 @@ def github() -> Iterator[FakeGitHubRepo]:
 
 
 @pytest.fixture
-def client(github: FakeGitHubRepo) -> Iterator[_Client]:
+def client(github: FakeGitHubRepo) -> Iterator[ApiClient]:
     ctx = GitHubContext(api_url=github.url, repository=REPO, pr_number=7, token=TOKEN)
     sleeps: list[float] = []
     with make_session(TOKEN, timeout=5) as session:
-        yield _Client(session, ctx, RetryPolicy(attempts=3, sleep=sleeps.append))
+        yield ApiClient(session, ctx, RetryPolicy(attempts=3, sleep=sleeps.append))
 
 
 def test_permission_of_a_collaborator_and_of_a_stranger(
-    github: FakeGitHubRepo, client: _Client
+    github: FakeGitHubRepo, client: ApiClient
 ) -> None:
     github.grant("mia", "write", "maintain")
     assert bless_api.collaborator_permission(client, REPO, "mia")["role_name"] == "maintain"
@@ -43,7 +44,7 @@ def test_permission_of_a_collaborator_and_of_a_stranger(
     }
 
 
-def test_pull_request(github: FakeGitHubRepo, client: _Client) -> None:
+def test_pull_request(github: FakeGitHubRepo, client: ApiClient) -> None:
     github.open_pull(7, head_ref="feature", head_sha="a" * 40, base_sha="b" * 40)
     pull = bless_api.get_pull(client, REPO, 7)
     assert (pull.head_ref, pull.head_sha, pull.base_sha, pull.is_fork) == (
@@ -56,7 +57,7 @@ def test_pull_request(github: FakeGitHubRepo, client: _Client) -> None:
         bless_api.get_pull(client, REPO, 8)
 
 
-def test_get_then_put_commits_to_the_branch(github: FakeGitHubRepo, client: _Client) -> None:
+def test_get_then_put_commits_to_the_branch(github: FakeGitHubRepo, client: ApiClient) -> None:
     remote = bless_api.get_file(client, REPO, PATH, "feature")
     assert remote is not None
     assert remote.content == b"version: 1\n"
@@ -77,7 +78,7 @@ def test_get_then_put_commits_to_the_branch(github: FakeGitHubRepo, client: _Cli
     assert bless_api.get_file(client, REPO, "missing.yml", "feature") is None
 
 
-def test_a_stale_sha_is_a_409_and_not_retried(github: FakeGitHubRepo, client: _Client) -> None:
+def test_a_stale_sha_is_a_409_and_not_retried(github: FakeGitHubRepo, client: ApiClient) -> None:
     with pytest.raises(bless_api.BranchMoved, match="409"):
         bless_api.put_file(
             client, REPO, PATH, branch="feature", content=b"x", sha="0" * 40, message="m"
@@ -86,7 +87,7 @@ def test_a_stale_sha_is_a_409_and_not_retried(github: FakeGitHubRepo, client: _C
     assert github.branches["feature"].files[PATH] == b"version: 1\n"
 
 
-def test_reply_and_reaction(github: FakeGitHubRepo, client: _Client) -> None:
+def test_reply_and_reaction(github: FakeGitHubRepo, client: ApiClient) -> None:
     url = bless_api.post_comment(client, REPO, 7, "hello")
     assert url is not None
     assert [c["body"] for c in github.comments_on(REPO, 7)] == ["hello"]
@@ -97,7 +98,7 @@ def test_reply_and_reaction(github: FakeGitHubRepo, client: _Client) -> None:
 
 
 def test_a_non_json_answer_is_an_error_without_the_token(
-    github: FakeGitHubRepo, client: _Client
+    github: FakeGitHubRepo, client: ApiClient
 ) -> None:
     github.fail("GET", r"/repos/.*/pulls/7", 200, body=b"<html>" + TOKEN.encode())
     with pytest.raises(GitHubError) as raised:
@@ -106,6 +107,6 @@ def test_a_non_json_answer_is_an_error_without_the_token(
     assert TOKEN not in str(raised.value)
 
 
-def test_requests_authenticate(github: FakeGitHubRepo, client: _Client) -> None:
+def test_requests_authenticate(github: FakeGitHubRepo, client: ApiClient) -> None:
     bless_api.collaborator_permission(client, REPO, "x")
     assert all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in github.requests)

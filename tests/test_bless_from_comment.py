@@ -10,6 +10,7 @@ Valgrind bless the workload.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import shutil
@@ -203,3 +204,216 @@ def test_a_writers_bless_commits_the_baseline_and_replies(pr: PrCase) -> None:
     assert "30% more requests" in reply
     assert pr.github.reactions == [(555, "+1")]
     _no_token(pr, done)
+
+
+@pytest.mark.parametrize(
+    ("login", "body", "why"),
+    [
+        ("rita", "/allocgate bless\nwhy not", "has <code>read</code> access"),
+        ("tom", "/allocgate bless\nwhy not", "has <code>triage</code> access"),
+        ("stranger", "/allocgate bless\nwhy not", "has <code>none</code> access"),
+        ("alice", "/allocgate bless", "A reason is required"),
+        (
+            "alice",
+            "/allocgate bless small because\nreason",
+            "Unknown workload <code>because</code>",
+        ),
+    ],
+    ids=["reader", "triage", "stranger", "no-reason", "unknown-workload"],
+)
+def test_refusals_reply_once_and_write_nothing(pr: PrCase, login: str, body: str, why: str) -> None:
+    before = (pr.work / BASELINE).read_bytes()
+    pr.comment(body, login)
+
+    done = pr.bless()
+
+    assert done.returncode == 2, done.stderr
+    assert "bless refused" in done.stderr
+    assert pr.puts() == []
+    (reply,) = pr.replies()
+    assert reply.startswith("**allocgate bless refused**")
+    assert why in reply
+    assert (pr.work / BASELINE).read_bytes() == before, "nothing ran, nothing was written"
+    assert pr.github.reactions == [(555, "confused")]
+    _no_token(pr, done)
+
+
+def test_a_fork_is_refused_with_the_local_command(pr: PrCase) -> None:
+    pr.github.open_pull(
+        PR,
+        head_ref="feature",
+        head_sha=pr.template.head_sha,
+        base_sha=pr.template.base_sha,
+        head_repository="mallory/rust-service",
+    )
+    pr.comment("/allocgate bless\nlooks fine to me")
+
+    done = pr.bless()
+
+    assert done.returncode == 2
+    assert pr.puts() == []
+    (reply,) = pr.replies()
+    assert "pwn request" in reply
+    assert f"git fetch origin pull/{PR}/head && git checkout {pr.template.head_sha}" in reply
+    assert 'allocgate bless --reason "…"' in reply
+    assert (pr.work / BASELINE).read_bytes() == pr.branch_baseline(), "nothing was blessed"
+    _no_token(pr, done)
+
+
+def test_a_stale_head_is_refused(pr: PrCase) -> None:
+    pushed = "9" * 40
+    pr.github.open_pull(PR, head_ref="feature", head_sha=pushed, base_sha=pr.template.base_sha)
+    pr.comment("/allocgate bless\nintended")
+
+    done = pr.bless()
+
+    assert done.returncode == 2
+    assert pr.puts() == []
+    (reply,) = pr.replies()
+    shown = html.unescape(reply)
+    assert "pushed to after the comment" in shown
+    assert pr.template.head_sha[:12] in shown
+    assert pushed[:12] in shown
+
+
+@pytest.mark.parametrize(
+    ("body", "on_pr"),
+    [("LGTM", True), ("/allocgate blessed be", True), ("/allocgate bless\nwhy", False)],
+    ids=["lgtm", "near-miss", "plain-issue"],
+)
+def test_other_comments_are_ignored_without_a_request(pr: PrCase, body: str, on_pr: bool) -> None:
+    pr.comment(body, on_pr=on_pr)
+    env = {k: v for k, v in pr.env.items() if k != "GITHUB_TOKEN"}
+
+    done = allocgate("bless", "--from-comment", cwd=pr.work, env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert "nothing to do" in done.stderr
+    assert pr.github.requests == []
+
+
+def test_a_branch_that_moved_during_the_bless_gets_a_409_and_keeps_its_baseline(
+    pr: PrCase,
+) -> None:
+    pushed = b"# someone else's baseline\nversion: 1\nworkloads: {}\n"
+
+    def push(path: str) -> None:
+        pr.github.branches["feature"].files[path] = pushed
+
+    pr.github.after_get = push
+    pr.comment("/allocgate bless small\nintended")
+
+    done = pr.bless()
+
+    assert done.returncode == 2
+    assert len(pr.puts()) == 1, "one PUT, answered 409, not retried"
+    assert pr.branch_baseline() == pushed
+    assert pr.github.branches["feature"].commits == []
+    (reply,) = pr.replies()
+    assert "branch moved while blessing" in reply
+    assert "409" in done.stderr
+    _no_token(pr, done)
+
+
+def test_a_baseline_pushed_before_the_bless_is_refused_before_running(pr: PrCase) -> None:
+    pr.github.branches["feature"].files[BASELINE] = b"version: 1\nworkloads: {}\n"
+    before = (pr.work / BASELINE).read_bytes()
+    pr.comment("/allocgate bless\nintended")
+
+    done = pr.bless()
+
+    assert done.returncode == 2
+    assert pr.puts() == []
+    assert (pr.work / BASELINE).read_bytes() == before
+    assert "branch moved" in pr.replies()[0]
+
+
+def test_the_token_stays_out_of_a_failure_that_echoes_it(pr: PrCase) -> None:
+    pr.github.fail("GET", r"/repos/.*/pulls/7", 422, body={"message": f"bad token {TOKEN}"})
+    pr.comment("/allocgate bless\nintended")
+
+    done = pr.bless()
+
+    assert done.returncode == 2
+    assert pr.puts() == []
+    (reply,) = pr.replies()
+    assert "allocgate bless failed" in reply
+    _no_token(pr, done)
+
+
+# The CLI side: --reason, show-baseline, and the "Baseline changed in this PR" section.
+
+
+def test_cli_bless_with_a_reason_records_it_and_show_baseline_lists_it(pr: PrCase) -> None:
+    done = allocgate(
+        "bless", "small", "-q", "--reason", "More requests per run.", cwd=pr.work, env=pr.env
+    )
+    assert done.returncode == 0, done.stderr
+    doc = yaml.safe_load((pr.work / BASELINE).read_text())
+    provenance = doc["workloads"]["small"]["provenance"]
+    assert provenance["reason"] == "More requests per run."
+    assert provenance["blessed_by"] == "Local Dev"
+    assert provenance["head_sha"] == pr.template.head_sha
+    assert "pull_request" not in provenance
+    assert "reason" not in doc["workloads"]["large"].get("provenance", {})
+
+    shown = allocgate("show-baseline", cwd=pr.work)
+
+    assert shown.returncode == 0, shown.stderr
+    assert f"blessed by Local Dev on {provenance['date']} at {pr.template.head_sha[:12]}" in (
+        shown.stdout
+    )
+    assert "reason: More requests per run." in shown.stdout
+    assert "large (valgrind-dhat)" in shown.stdout
+    assert "no bless recorded" in shown.stdout
+
+
+def test_a_local_rebless_shows_in_the_pr_report_and_require_reason_fails_it(
+    pr: PrCase, tmp_path: Path
+) -> None:
+    done = allocgate("bless", "small", "-q", cwd=pr.work, env=pr.env)
+    assert done.returncode == 0, done.stderr
+    git(pr.work, "commit", "-qam", "re-bless small")
+    event = tmp_path / "pull_request.json"
+    event.write_text(
+        json.dumps({"pull_request": {"number": PR, "base": {"sha": pr.template.base_sha}}})
+    )
+    env = {
+        **pr.env,
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+    }
+
+    check = allocgate("check", "small", "-q", cwd=pr.work, env=env)
+
+    assert check.returncode == 0, check.stderr
+    assert "Baseline changed in this PR:" in check.stdout
+    assert "small (changed): total bytes" in check.stdout
+    assert "no reason recorded" in check.stdout
+    summary = (tmp_path / "summary.md").read_text()
+    first = summary.split("\n")[1]
+    assert first == "### ⚠️ Baseline changed in this PR", summary
+    assert "**No reason recorded.**" in summary
+    assert "→" in summary
+
+    strict = allocgate("check", "small", "-q", "--require-reason", cwd=pr.work, env=env)
+
+    assert strict.returncode == 1, strict.stderr
+    assert "require_reason: no reason recorded for small" in strict.stdout
+    assert "### ❌ Baseline changed in this PR" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_reason_given_locally_satisfies_require_reason(pr: PrCase) -> None:
+    config = pr.work / "allocgate.yml"
+    config.write_text("require_reason: true\n" + config.read_text())
+    done = allocgate(
+        "bless", "small", "-q", "--reason", "Handles 30% more.", cwd=pr.work, env=pr.env
+    )
+    assert done.returncode == 0, done.stderr
+
+    check = allocgate("check", "small", "-q", "--base", "main", cwd=pr.work, env=pr.env)
+
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "blessed by Local Dev" in check.stdout
+    assert "Handles 30% more." in check.stdout

@@ -8,16 +8,21 @@ reason is given. Each refusal is one reply and a non-zero exit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from allocgate import bless_api, bless_record, git
-from allocgate.bless_comment import (
+from allocgate import bless_record, git
+from allocgate.baseline_change import TotalChange
+from allocgate.bless_record import BlessRecord
+from allocgate.config import Config, WorkloadConfig
+from allocgate.errors import AllocgateError, GitHubError
+from allocgate.github import bless_api
+from allocgate.github.bless_command import (
     Blessed,
     CommentEvent,
     Refusal,
-    TotalChange,
     blessed_reply,
     check_head,
     check_not_fork,
@@ -27,20 +32,21 @@ from allocgate.bless_comment import (
     commit_message,
     error_reply,
     parse_command,
+    read_comment_event,
     refusal_reply,
 )
-from allocgate.bless_record import BlessRecord
-from allocgate.config import Config, WorkloadConfig
-from allocgate.errors import AllocgateError, GitHubError
-from allocgate.gate import BlessOutcome
-from allocgate.github import _Client
+from allocgate.github.client import DEFAULT_RETRY, ApiClient, make_session
+from allocgate.github.context import DEFAULT_API_URL, DEFAULT_SERVER_URL, GitHubContext
+
+if TYPE_CHECKING:
+    from allocgate.api import BlessOutcome
+
+    #: Blesses the workloads, recording who and why (`allocgate bless` does the same).
+    BlessFn = Callable[[Config, Sequence[WorkloadConfig], BlessRecord], BlessOutcome]
 
 log = logging.getLogger(__name__)
 
 EXIT_DONE, EXIT_REFUSED = 0, 2
-
-#: Blesses the workloads, recording who and why (`allocgate bless` does the same).
-BlessFn = Callable[[Config, Sequence[WorkloadConfig], BlessRecord], BlessOutcome]
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,55 @@ class CommentBlessResult:
     reply_url: str | None = None
 
 
+def from_environment(
+    env: Mapping[str, str],
+    *,
+    cwd: Path,
+    token_env: str,
+    load_config: Callable[[], Config],
+    bless: BlessFn,
+) -> CommentBlessResult:
+    """Reads the event and the token as GitHub Actions provides them, then `bless_from_comment`.
+
+    A comment that is no bless is answered before the token is even looked at.
+    """
+    path = env.get("GITHUB_EVENT_PATH")
+    if not path:
+        raise GitHubError(
+            "environment variable GITHUB_EVENT_PATH is not set: bless --from-comment runs in "
+            "an issue_comment workflow (see examples/github/bless-from-comment.yml)"
+        )
+    event = read_comment_event(Path(path))
+    if parse_command(event.body) is None or not event.is_pull_request:
+        return _ignored(event)
+    token = env.get(token_env, "")
+    if not token:
+        raise GitHubError(
+            f"environment variable {token_env} is not set or empty: "
+            "a bless from a comment needs a token that may write contents and comments"
+        )
+    ctx = GitHubContext(
+        api_url=(env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
+        repository=event.repository,
+        pr_number=event.issue_number,
+        token=token,
+        server_url=(env.get("GITHUB_SERVER_URL") or DEFAULT_SERVER_URL).rstrip("/"),
+    )
+    with make_session(token) as session:
+        client = ApiClient(session, ctx, DEFAULT_RETRY)
+        return bless_from_comment(event, client, cwd=cwd, load_config=load_config, bless=bless)
+
+
+def _ignored(event: CommentEvent) -> CommentBlessResult:
+    where = "" if event.is_pull_request else " on an issue that is no pull request"
+    return CommentBlessResult(
+        EXIT_DONE, f"comment {event.comment_id}{where} is no /allocgate bless; nothing to do"
+    )
+
+
 def bless_from_comment(
     event: CommentEvent,
-    client: _Client,
+    client: ApiClient,
     *,
     cwd: Path,
     load_config: Callable[[], Config],
@@ -62,8 +114,7 @@ def bless_from_comment(
     """Everything after the event is read: the checks, the bless, the commit and the reply."""
     command = parse_command(event.body)
     if command is None or not event.is_pull_request:
-        where = "" if event.is_pull_request else " (not on a pull request)"
-        return CommentBlessResult(EXIT_DONE, f"comment {event.comment_id} is no bless{where}")
+        return _ignored(event)
     repo, number = event.repository, event.issue_number
     try:
         permission = bless_api.collaborator_permission(client, repo, event.login)
@@ -115,21 +166,24 @@ def bless_from_comment(
         branch=pull.head_ref,
         path=path,
     )
-    url = bless_api.post_comment(client, repo, number, blessed_reply(done))
+    message = f"blessed {', '.join(names)} on #{number} as {commit.sha[:12]}"
+    try:
+        url = bless_api.post_comment(client, repo, number, blessed_reply(done))
+    except GitHubError as exc:
+        # The commit is made; failing now would only hide that.
+        return CommentBlessResult(EXIT_DONE, f"{message}, but the reply failed: {exc}")
     _react(client, event, "+1")
-    return CommentBlessResult(
-        EXIT_DONE, f"blessed {', '.join(names)} on #{number} as {commit.sha[:12]}", url
-    )
+    return CommentBlessResult(EXIT_DONE, message, url)
 
 
-def _answer(client: _Client, event: CommentEvent, body: str, reason: str) -> CommentBlessResult:
+def _answer(client: ApiClient, event: CommentEvent, body: str, reason: str) -> CommentBlessResult:
     """A refusal or failure: one reply, a reaction, a non-zero exit."""
     url = bless_api.post_comment(client, event.repository, event.issue_number, body)
     _react(client, event, "confused")
     return CommentBlessResult(EXIT_REFUSED, f"bless refused: {reason}", url)
 
 
-def _react(client: _Client, event: CommentEvent, content: str) -> None:
+def _react(client: ApiClient, event: CommentEvent, content: str) -> None:
     # The reply carries the answer; a missing reaction is not worth failing over.
     try:
         bless_api.add_reaction(client, event.repository, event.comment_id, content)

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from allocgate.bless_comment import (
+from allocgate.baseline_change import TotalChange
+from allocgate.errors import GitHubError
+from allocgate.github.bless_command import (
     BlessCommand,
     Blessed,
     Refusal,
-    TotalChange,
     blessed_reply,
     check_head,
     check_not_fork,
@@ -25,7 +26,6 @@ from allocgate.bless_comment import (
     read_comment_event,
     refusal_reply,
 )
-from allocgate.errors import GitHubError
 
 # Grammar.
 

@@ -1,4 +1,4 @@
-"""The REST calls a bless from a comment makes, on top of the client in `allocgate.github`.
+"""The REST calls a bless from a comment makes, on top of `allocgate.github.client`.
 
 Each function is one request (retried by the client where that is safe) and
 returns a plain value; what the answers mean is decided in `bless_comment`.
@@ -14,9 +14,9 @@ from urllib.parse import quote
 
 import requests
 
-from allocgate.bless_comment import PullRequest, pull_request
 from allocgate.errors import GitHubError
-from allocgate.github import _Client
+from allocgate.github.bless_command import PullRequest, pull_request
+from allocgate.github.client import ApiClient
 
 #: Reactions the API accepts on a comment.
 REACTIONS = frozenset({"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"})
@@ -39,7 +39,7 @@ class Commit:
     url: str | None
 
 
-def collaborator_permission(client: _Client, repository: str, login: str) -> Mapping[str, Any]:
+def collaborator_permission(client: ApiClient, repository: str, login: str) -> Mapping[str, Any]:
     """The commenter's permission; someone who is no collaborator has none."""
     url = client.url(f"/repos/{repository}/collaborators/{quote(login, safe='')}/permission")
     response = client.request("GET", url, passthrough=(404,))
@@ -48,12 +48,12 @@ def collaborator_permission(client: _Client, repository: str, login: str) -> Map
     return _object(client, url, response)
 
 
-def get_pull(client: _Client, repository: str, number: int) -> PullRequest:
+def get_pull(client: ApiClient, repository: str, number: int) -> PullRequest:
     url = client.url(f"/repos/{repository}/pulls/{number}")
     return pull_request(_object(client, url, client.request("GET", url)), number)
 
 
-def get_file(client: _Client, repository: str, path: str, ref: str) -> RemoteFile | None:
+def get_file(client: ApiClient, repository: str, path: str, ref: str) -> RemoteFile | None:
     """The file at `ref`, or None when it does not exist there."""
     url = client.url(f"{_contents(repository, path)}?ref={quote(ref, safe='')}")
     response = client.request("GET", url, passthrough=(404,))
@@ -71,7 +71,7 @@ def get_file(client: _Client, repository: str, path: str, ref: str) -> RemoteFil
 
 
 def put_file(
-    client: _Client,
+    client: ApiClient,
     repository: str,
     path: str,
     *,
@@ -105,7 +105,7 @@ def put_file(
     return Commit(commit["sha"], html_url if isinstance(html_url, str) else None)
 
 
-def post_comment(client: _Client, repository: str, number: int, body: str) -> str | None:
+def post_comment(client: ApiClient, repository: str, number: int, body: str) -> str | None:
     """Replies on the pull request; returns the new comment's URL."""
     url = client.url(f"/repos/{repository}/issues/{number}/comments")
     response = client.request("POST", url, json_body={"body": body}, ok=(200, 201))
@@ -113,7 +113,7 @@ def post_comment(client: _Client, repository: str, number: int, body: str) -> st
     return html_url if isinstance(html_url, str) else None
 
 
-def add_reaction(client: _Client, repository: str, comment_id: int, content: str) -> None:
+def add_reaction(client: ApiClient, repository: str, comment_id: int, content: str) -> None:
     if content not in REACTIONS:
         raise GitHubError(f"unknown reaction {content!r}")
     url = client.url(f"/repos/{repository}/issues/comments/{comment_id}/reactions")
@@ -124,7 +124,7 @@ def _contents(repository: str, path: str) -> str:
     return f"/repos/{repository}/contents/{quote(path, safe='/')}"
 
 
-def _object(client: _Client, url: str, response: requests.Response) -> Mapping[str, Any]:
+def _object(client: ApiClient, url: str, response: requests.Response) -> Mapping[str, Any]:
     try:
         doc = response.json()
     except ValueError:

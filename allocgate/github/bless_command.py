@@ -1,7 +1,7 @@
 """`/allocgate bless` in a pull-request comment: the event, the grammar, the checks, the replies.
 
 Everything here is pure: values in, values (or a `Refusal`) out. The HTTP calls
-live in `bless_api`, the sequence in `bless_flow`. Text taken from the comment,
+live in `github.bless_api`, the sequence in `github.bless_flow`. Text taken from the comment,
 the event, a profile or the baseline is escaped before it goes into markdown;
 the comment body is never handed to a shell.
 """
@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from allocgate.baseline_change import TotalChange
 from allocgate.errors import GitHubError
 from allocgate.escape import md_code, md_fence, md_text
 from allocgate.metrics import format_delta, format_value
+from allocgate.render.baseline_section import quote
 
 COMMAND = "/allocgate bless"
 #: Longer reasons are refused rather than cut: the baseline keeps what was said, whole.
@@ -223,17 +225,6 @@ def check_workloads(named: Sequence[str], configured: Sequence[str]) -> tuple[st
 
 
 @dataclass(frozen=True)
-class TotalChange:
-    """One gated total of one blessed workload."""
-
-    workload: str
-    metric: str
-    before: int | None
-    after: int | None
-    units: Mapping[str, str]
-
-
-@dataclass(frozen=True)
 class Blessed:
     """What a successful bless did, for the reply."""
 
@@ -284,12 +275,6 @@ def blessed_reply(done: Blessed) -> str:
         + quote(done.reason)
         + "\n"
     )
-
-
-def quote(text: str) -> str:
-    """A markdown block quote of literal, escaped text, line by line."""
-    # md_text would join the lines into one; the quote keeps them, each escaped.
-    return "\n".join(f"> {md_text(line)}" if line else ">" for line in text.split("\n"))
 
 
 def commit_message(workloads: Sequence[str], number: int, login: str) -> str:
