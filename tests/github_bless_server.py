@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -170,3 +171,12 @@ class FakeGitHubRepo(FakeGitHub):
             },
             {},
         )
+
+
+@contextmanager
+def running_repo(token: str, repository: str) -> Iterator[FakeGitHubRepo]:
+    server = FakeGitHubRepo(token, repository).start()
+    try:
+        yield server
+    finally:
+        server.stop()
