@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 from github_bless_server import FakeGitHubRepo
+from test_pr_flow import _tools_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "fixtures" / "demo"
@@ -38,14 +39,6 @@ workloads:
   small: {manifest: reqctx/Cargo.toml, args: ['2000']}
   large: {manifest: reqctx/Cargo.toml, args: ['3000']}
 """
-
-
-def _tools_or_skip(*names: str) -> None:
-    missing = [n for n in names if shutil.which(n) is None]
-    if missing:
-        if os.environ.get("ALLOCGATE_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"required tools missing: {', '.join(missing)}")
-        pytest.skip(f"not on PATH: {', '.join(missing)}")
 
 
 def git(cwd: Path, *args: str) -> str:
