@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from allocgate.callsites import FoldOptions
 from allocgate.errors import ProfileError, WorkloadError
 from allocgate.profilers.demangle import demangle
-from allocgate.profilers.heaptrack import load_heaptrack
 from allocgate.profilers.heaptrack_trace import HeaptrackData, looks_like_heaptrack, read_heaptrack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -359,28 +357,6 @@ def test_deep_shared_stacks_are_kept_as_a_tree() -> None:
     assert len(deepest.stack) == 399 * 2001 + 1
     assert data.frames[deepest.stack[-1]].function == "std::rt::lang_start"
     assert peak < 5_000_000
-
-
-def test_deep_shared_stacks_fold_without_spelling_them_out() -> None:
-    path = ROOT / "fixtures" / "heaptrack" / "deep-chain.trace"
-    tracemalloc.start()
-    try:
-        profile = load_heaptrack(path, FoldOptions())
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    sites = {site.key: site for site in profile.callsites}
-    assert list(sites) == ["deep::leaf", "std::sys::backtrace::deep", "std::rt::lang_start"]
-    leaf = sites["deep::leaf"]
-    assert (leaf.points, leaf.metrics["total_blocks"], leaf.location) == (400, 400, "src/a.rs:10")
-    # The user frame is at the root, below thousands of std frames: four of
-    # those, then it, as display_stack shows any stack.
-    assert [frame.split(" (")[0] for frame in leaf.stack] == [
-        *["std::sys::backtrace::deep"] * 4,
-        "deep::leaf",
-    ]
-    assert len(sites["std::sys::backtrace::deep"].stack) == 16
-    assert peak < 20_000_000
 
 
 # --- damaged files -------------------------------------------------------------------
