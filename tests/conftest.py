@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -35,6 +36,26 @@ def dhat_json(path: Path) -> dict[str, Any]:
     with path.open(encoding="utf-8") as handle:
         doc: dict[str, Any] = json.load(handle)
     return doc
+
+
+def require_tools(*tools: str) -> None:
+    """Skips the test when a tool it needs is not installed; in CI, where
+    ALLOCGATE_REQUIRE_TOOLS=1, every tool is installed and a missing one fails."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if not missing:
+        return
+    message = f"{', '.join(missing)} is not installed"
+    if os.environ.get("ALLOCGATE_REQUIRE_TOOLS") == "1":
+        pytest.fail(f"{message}, and ALLOCGATE_REQUIRE_TOOLS=1 requires it")
+    pytest.skip(message)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every test that talks to the loopback GitHub stand-in (tests/github_server.py),
+    # directly or through another fixture, carries the `github` marker.
+    for item in items:
+        if "github" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.github)
 
 
 CliResult = tuple[int, str, str]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import require_tools
 
 ROOT = Path(__file__).resolve().parents[1]
 CRATES = ROOT / "fixtures" / "crates"
@@ -47,15 +48,6 @@ RUN_TIMEOUT = 300.0
 
 # The per-item outcome lines of `-rA` (serial and xdist print them alike).
 _OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR) (allocgate\.yml::\w+)", re.MULTILINE)
-
-
-def _require_tools() -> None:
-    missing = [tool for tool in ("cargo", "valgrind") if shutil.which(tool) is None]
-    if missing:
-        reason = f"not on PATH: {', '.join(missing)}"
-        if os.environ.get("ALLOCGATE_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"required tools missing ({reason})")
-        pytest.skip(reason)
 
 
 def workload_yaml(manifest: Path, **workloads: str) -> str:
@@ -121,7 +113,7 @@ def project(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, shared_target: Path
 ) -> Project:
     """``orders/`` (a copy of the fixture crate), ``pytest.ini``, an ``orders`` workload."""
-    _require_tools()
+    require_tools("cargo", "valgrind")
     for name, value in _TOOLCHAIN_ENV.items():
         if Path(value).is_dir():
             monkeypatch.setenv(name, value)

@@ -534,7 +534,7 @@ def test_compile_error_message_names_the_compiler_error(project: Project) -> Non
     assert done.code == 2
     line = done.error_line()
     assert "cargo build failed" in line
-    assert "E0308" in line or "mismatched types" in line, line
+    assert "error[E0308]: mismatched types" in line, line
 
 
 def test_valgrind_not_on_path(project: Project, tmp_path: Path) -> None:
