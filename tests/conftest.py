@@ -62,9 +62,14 @@ CliResult = tuple[int, str, str]
 RunCli = Callable[..., CliResult]
 
 
-def run_cli(*args: str | os.PathLike[str], cwd: Path | None = None) -> CliResult:
-    """``python -m allocgate.cli ARGS`` in a subprocess → (exit code, stdout, stderr)."""
+def run_cli(
+    *args: str | os.PathLike[str], cwd: Path | None = None, path: str | None = None
+) -> CliResult:
+    """``python -m allocgate.cli ARGS`` in a subprocess → (exit code, stdout, stderr);
+    ``path`` replaces PATH (to run where a tool is missing)."""
     env = dict(os.environ)
+    if path is not None:
+        env["PATH"] = path
     # The package is imported from this checkout whatever the working directory.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["PYTHONIOENCODING"] = "utf-8"
