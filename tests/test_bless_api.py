@@ -12,6 +12,8 @@ from allocgate.github import bless_api
 from allocgate.github.client import ApiClient, RetryPolicy, make_session
 from allocgate.github.context import GitHubContext
 
+pytestmark = pytest.mark.github
+
 TOKEN = "ghs_bless_api_token_abcdef"
 REPO = "octo/widgets"
 PATH = "sub dir/allocgate-baseline.yml"

@@ -22,11 +22,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import require_tools
 from github_bless_server import FakeGitHubRepo
-from test_pr_flow import _tools_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "fixtures" / "demo"
+pytestmark = [pytest.mark.github, pytest.mark.cargo, pytest.mark.valgrind]
+
 TOKEN = "ghs_bless_comment_secret_0123456789"
 REPO = "octo/rust-service"
 PR = 7
@@ -75,7 +77,7 @@ class Template:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     """main: the crate, its config and a blessed baseline; feature: small does more work."""
-    _tools_or_skip("git", "cargo", "valgrind")
+    require_tools("git", "cargo", "valgrind")
     root = tmp_path_factory.mktemp("bless-repo")
     repo = root / "repo"
     repo.mkdir()
