@@ -3,6 +3,8 @@ time; zstd through the ``zstd`` command, whose own verdict explains damaged data
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import shutil
 import subprocess
@@ -20,6 +22,7 @@ _READ_SIZE = 1 << 16
 # Lines are split a block at a time: big enough that the per-block cost
 # vanishes, small enough that memory does not grow with the trace.
 _BLOCK = 1 << 14
+_PIPE_SIZE = 1 << 20
 
 
 @contextmanager
@@ -57,6 +60,10 @@ def _zstd_stream(path: Path) -> Iterator[IO[bytes]]:
     )
     assert proc.stdout is not None
     assert proc.stderr is not None
+    # A bigger pipe lets zstd run ahead while the reader parses (on a busy
+    # machine each refill of the default 64 KiB waits for a time slice).
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
     try:
         try:
             yield proc.stdout
