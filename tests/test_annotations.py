@@ -141,6 +141,6 @@ def test_a_key_cannot_start_a_command_of_its_own(repo: Path, tmp_path: Path) -> 
     after = profile({"x\n::set-env name=A::b": (90_000, None)})  # type: ignore[dict-item]
     c = compare("w", before, after, GateSettings())
     ctx = ActionsContext.from_env(env(repo, tmp_path), cwd=tmp_path)
-    (line,) = [l for l in workflow_commands(ctx, comparison_annotations(c, ctx)) if "set-env" in l]
+    (line,) = [x for x in workflow_commands(ctx, comparison_annotations(c, ctx)) if "set-env" in x]
     assert "\n" not in line
     assert line.startswith("::error title=")
