@@ -1,0 +1,76 @@
+"""The PR comment's chart: one honest bar per changed site, nothing when nothing changed."""
+
+from __future__ import annotations
+
+import re
+
+from allocgate.callsites import Callsite
+from allocgate.chart import mermaid_chart, site_label
+from allocgate.compare import GateSettings, compare
+from allocgate.profile import Profile
+
+
+def profile(sites: dict[str, int]) -> Profile:
+    callsites = tuple(Callsite(key=k, metrics={"total_bytes": v}) for k, v in sites.items())
+    return Profile(
+        source="p",
+        profiler="valgrind-dhat",
+        mode="heap",
+        command="",
+        metrics=("total_bytes",),
+        totals={"total_bytes": sum(sites.values())},
+        callsites=tuple(sorted(callsites, key=lambda s: -s.metrics["total_bytes"])),
+    )
+
+
+BEFORE = {"orders::build_order": 730_000, "orders::parse_line": 1_619_241, "orders::old": 120_000}
+AFTER = {
+    "orders::build_order": 1_275_000,
+    "orders::parse_line": 1_619_241,
+    "app::main::{{closure}}": 64_000,
+}
+
+
+def series(chart: str) -> list[list[float]]:
+    return [[float(v) for v in m.split(", ")] for m in re.findall(r"^  bar \[(.*)\]$", chart, re.M)]
+
+
+def test_nothing_changed_draws_nothing() -> None:
+    c = compare("orders", profile(BEFORE), profile(BEFORE), GateSettings())
+    assert mermaid_chart(c) == ""
+
+
+def test_each_changed_site_has_one_bar_and_unchanged_ones_none() -> None:
+    c = compare("orders", profile(BEFORE), profile(AFTER), GateSettings())
+    chart = mermaid_chart(c)
+    assert "xychart-beta horizontal" in chart
+    labels = re.search(r"x-axis \[(.*)\]", chart)
+    assert labels is not None
+    assert labels.group(1) == (
+        '"1. orders::build_order  +532.2 KiB, +74.7%", '
+        '"2. orders::old  -117.2 KiB, gone", '
+        '"3. app::main (closure)  +62.5 KiB, new"'
+    )
+    grew, shrank = series(chart)
+    assert grew == [532.23, 0, 62.5]
+    assert shrank == [0, 117.19, 0]
+    # Never two bars on one row: one would hide the other.
+    assert all(g == 0 or s == 0 for g, s in zip(grew, shrank))
+    assert "red grew, green shrank" in chart
+
+
+def test_labels_cannot_break_out_of_the_chart() -> None:
+    evil = 'x"] ; click A call alert() %%{init}%%\n```'
+    c = compare("w", profile({evil: 1}), profile({evil: 90_000}), GateSettings())
+    chart = mermaid_chart(c)
+    body = chart.split("\n")[1:-1]
+    assert "```" not in "\n".join(body)
+    assert chart.count('"') == 2 * 1 + 4  # one label, the title and the y-axis title
+    assert "%%" not in "\n".join(body[1:])
+
+
+def test_site_labels_are_readable() -> None:
+    assert site_label("<orders::Ledger as core::clone::Clone>::clone") == "Ledger::clone"
+    assert site_label("fdlite::walk::scan → ignore::WalkBuilder::build") == "walk::scan"
+    assert site_label("app::main::{{closure}}") == "app::main (closure)"
+    assert site_label("orders::Ledger<u8>::push::<u8>") == "Ledger::push"
