@@ -212,6 +212,9 @@ def test_run_blocks_hold_no_expressions() -> None:
 INPUT_DEFAULTS = {
     "config": "allocgate.yml",
     "command": "check",
+    "workloads": "",
+    "shard": "",
+    "cache": "true",
     "comment": "true",
     "comment-mode": "always",
     "comment-id": "default",
@@ -307,8 +310,11 @@ class RunStep:
     def __call__(self, exit_code: int = 0, /, **overrides: str) -> subprocess.CompletedProcess[str]:
         step = action_step("Run allocgate")
         inputs = {
+            "ALLOCGATE": "",
             "INPUT_COMMAND": "check",
             "INPUT_CONFIG": "allocgate.yml",
+            "INPUT_WORKLOADS": "",
+            "INPUT_SHARD": "",
             "INPUT_COMMENT": "true",
             "INPUT_COMMENT_MODE": "on-change",
             "INPUT_COMMENT_ID": "linux",
@@ -383,6 +389,53 @@ def test_no_comment_flags_without_a_pull_request_or_when_off(
 def test_bless(run_step: RunStep) -> None:
     assert run_step(INPUT_COMMAND="bless").returncode == 0
     assert run_step.args() == ["bless", "--config", "allocgate.yml", "token=t0ken"]
+
+
+def test_workloads_and_shard_are_passed_as_separate_arguments(run_step: RunStep) -> None:
+    result = run_step(INPUT_WORKLOADS=" tokenize  parse\t$(touch pwned) ", INPUT_SHARD="2/3")
+    assert result.returncode == 0, result.stderr
+    args = run_step.args()
+    assert args is not None
+    assert args[args.index("--shard") + 1] == "2/3"
+    # Split on whitespace like a shell would, but never evaluated.
+    assert args[-6:-1] == ["--", "tokenize", "parse", "$(touch", "pwned)"]
+    assert not (run_step.tmp / "pwned").exists()
+    assert run_step(INPUT_COMMAND="bless", INPUT_WORKLOADS="tokenize").returncode == 0
+    assert run_step.args() == [
+        "bless",
+        "--config",
+        "allocgate.yml",
+        "--",
+        "tokenize",
+        "token=t0ken",
+    ]
+
+
+def test_the_cache_step_is_pinned_by_commit_and_can_be_turned_off() -> None:
+    step = action_step("Cache cargo builds")
+    assert step["if"] == "${{ inputs.cache == 'true' }}"
+    name, _, ref = step["uses"].partition("@")
+    assert name == "Swatinem/rust-cache"
+    assert len(ref) == 40
+    assert int(ref, 16) >= 0
+
+
+def test_allocgate_is_installed_in_its_own_venv_without_touching_the_callers_python() -> None:
+    setup = steps_of(ACTION)[0]
+    assert setup["with"]["update-environment"] is False
+    install = action_step("Install allocgate")
+    assert "-m venv" in install["run"]
+    assert "GITHUB_ENV" not in install["run"]
+    assert "GITHUB_PATH" not in install["run"]
+
+
+def test_bless_uploads_the_baseline_and_says_so() -> None:
+    upload = action_step("Upload the new baseline")
+    assert upload["uses"].startswith("actions/upload-artifact@")
+    assert upload["with"]["path"] == "${{ steps.allocgate.outputs.baseline }}"
+    assert "inputs.command == 'bless'" in upload["if"]
+    say = action_step("Say where the new baseline is")
+    assert "GITHUB_STEP_SUMMARY" in say["run"]
 
 
 @pytest.mark.parametrize("exit_code", [1, 2])
