@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from allocgate.baseline import Baseline, WorkloadBaseline
 from allocgate.baseline_file import read_baseline, update_baseline
@@ -21,6 +22,9 @@ from allocgate.render.markdown import MarkdownContext, report_markdown
 from allocgate.report import Report, WorkloadResult, merge_reports, read_report
 from allocgate.run import Measurement, Runner
 from allocgate.settings import DEFAULT_BASELINE, Settings
+
+if TYPE_CHECKING:
+    from allocgate.scaffold import Scaffold
 
 
 @dataclass(frozen=True)
@@ -120,14 +124,69 @@ def check_workload(w: WorkloadConfig, runner: Runner, baseline: Baseline) -> Wor
     return judge(w, measurement, baseline)
 
 
+def bless_command(settings: Settings, names: Sequence[str]) -> str:
+    """The exact command that blesses ``names`` with these settings."""
+    config = f" --config {settings.config}" if settings.config is not None else ""
+    return f"allocgate bless{config} {' '.join(names)}".rstrip()
+
+
+def preflight(workloads: Sequence[WorkloadConfig], baseline: Baseline, bless_hint: str) -> None:
+    """Before any build: the baseline has an entry for each workload, made with the
+    same profiler. Stops at once, naming the command that fixes it."""
+    problems = []
+    for w in workloads:
+        entry = baseline.workloads.get(w.name)
+        if entry is None:
+            problems.append(f"no entry for workload {w.name!r}")
+        elif entry.profiler != w.profiler:
+            problems.append(
+                f"{w.name!r} was blessed under {entry.profiler} but is configured for {w.profiler}"
+            )
+    if problems:
+        where = baseline.path if baseline.path.exists() else f"{baseline.path} (missing)"
+        raise BaselineError(f"{where}: {'; '.join(problems)}; run `{bless_hint}`")
+
+
+def init(settings: Settings) -> Scaffold:
+    """Writes allocgate.yml for the crate or workspace in ``settings.start``."""
+    from allocgate.scaffold import CONFIG_NAME, exists_error, scaffold, write_new
+
+    path = settings.config or (settings.start / CONFIG_NAME)
+    if path.exists() and not settings.force:
+        # Checked first, so nothing runs (not even cargo metadata) for nothing.
+        raise exists_error(path)
+    result = scaffold(settings.start, path, examples=settings.examples)
+    write_new(path, result.text, force=settings.force)
+    return result
+
+
+def missing_packages(settings: Settings) -> list[str]:
+    """The Debian packages of the profilers the selected workloads use and PATH lacks."""
+    import shutil
+
+    from allocgate import profilers
+
+    config = load(settings)
+    needed = {profilers.get(w.profiler).tool for w in selected(config, settings)}
+    return sorted(tool for tool in needed if tool is not None and shutil.which(tool) is None)
+
+
 def check(settings: Settings, run_with: Runner | None = None) -> Outcome:
     """Builds, runs and compares each selected workload with the baseline."""
     config = load(settings)
     workloads = selected(config, settings)
     baseline = read_baseline(config.baseline)
+    problems = [w.name for w in workloads if _mismatch(w, baseline)]
+    if problems:
+        preflight(workloads, baseline, bless_command(settings, problems))
     measure = run_with or runner(settings)
     results = tuple(check_workload(w, measure, baseline) for w in workloads)
     return Outcome(Report(results, shard=settings.shard_text), markdown_context(settings, config))
+
+
+def _mismatch(w: WorkloadConfig, baseline: Baseline) -> bool:
+    entry = baseline.workloads.get(w.name)
+    return entry is None or entry.profiler != w.profiler
 
 
 def outcome_of(results: Sequence[WorkloadResult], settings: Settings, config: Config) -> Outcome:

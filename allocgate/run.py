@@ -34,6 +34,27 @@ class Measurement:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def workspace_root(manifest: Path) -> Path:
+    from allocgate.cargo_profiles import workspace_manifest
+
+    return workspace_manifest(manifest).parent
+
+
+def relative_locations(profile: Profile, root: Path) -> Profile:
+    """Locations in the cargo workspace, relative to its root: the same on every
+    machine and checkout, and what links and annotations resolve."""
+    prefix = str(root).rstrip("/") + "/"
+    if not any(s.location and s.location.startswith(prefix) for s in profile.callsites):
+        return profile
+    sites = tuple(
+        dataclasses.replace(s, location=s.location[len(prefix) :])
+        if s.location and s.location.startswith(prefix)
+        else s
+        for s in profile.callsites
+    )
+    return dataclasses.replace(profile, callsites=sites)
+
+
 class Runner:
     """Builds, runs and folds workloads; shared by the CLI and the pytest plugin."""
 
@@ -71,6 +92,7 @@ class Runner:
                     profile = profiler.read(raw, w.fold)
                 except ProfileError as exc:
                     raise WorkloadError(f"workload {w.name!r}: {exc}") from exc
+                profile = relative_locations(profile, workspace_root(w.manifest))
                 analyse_time += time.monotonic() - t0
                 missing = [m for m in w.gate.metrics if m not in profile.metrics]
                 if missing:

@@ -185,6 +185,12 @@ def scaffold(
     )
 
 
+def exists_error(path: Path) -> ConfigError:
+    return ConfigError(
+        f"{path} already exists; it was left unchanged (pass --force to overwrite it)"
+    )
+
+
 def write_new(path: Path, text: str, *, force: bool = False) -> None:
     """Creates ``path``; an existing file is left byte for byte unless ``force``."""
     if not force:
@@ -192,10 +198,8 @@ def write_new(path: Path, text: str, *, force: bool = False) -> None:
             with path.open("x", encoding="utf-8") as handle:
                 handle.write(text)
         except FileExistsError:
-            raise ConfigError(
-                f"{path} already exists; it was left unchanged (pass --force to overwrite it)"
-            ) from None
+            raise exists_error(path) from None
         return
-    from allocgate.baseline import atomic_write
+    from allocgate.atomic import atomic_write
 
-    atomic_write(path, text)
+    atomic_write(path, text, ConfigError)

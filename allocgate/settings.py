@@ -137,6 +137,16 @@ _OPTIONS: tuple[Option, ...] = (
         {"metavar": "K/N", "default": None},
     ),
     Option(
+        "examples",
+        "init: also one workload per example target",
+        {"action": "store_true", "default": False},
+    ),
+    Option(
+        "force",
+        "init: replace an existing config file",
+        {"action": "store_true", "default": False},
+    ),
+    Option(
         "comment",
         "also post or update the sticky PR comment (GitHub Actions)",
         {"action": "store_true"},
@@ -235,6 +245,10 @@ class Settings:
     comment: CommentSettings = field(default_factory=CommentSettings)
     bless: bool = False
     """pytest: measure for the baseline instead of judging."""
+    examples: bool = False
+    """init: example targets become workloads too."""
+    force: bool = False
+    """init: an existing config file may be replaced."""
     profile: Path | None = None
     """bless/show: a profile file to use instead of running."""
     workload: str | None = None
@@ -298,6 +312,8 @@ class Settings:
                 pr=get("pr"),
                 token_env=get("token_env", "GITHUB_TOKEN"),
             ),
+            examples=bool(get("examples", False)),
+            force=bool(get("force", False)),
             profile=get("profile"),
             workload=get("workload"),
             baseline=get("baseline"),
