@@ -56,6 +56,18 @@ def git_toplevel(cwd: Path) -> Path | None:
     return Path(out) if done.returncode == 0 and out else None
 
 
+def repository_root(directory: Path, env: Mapping[str, str]) -> Path | None:
+    """The checkout ``directory`` is in: ``GITHUB_WORKSPACE`` when it holds it, else
+    the git top level. Locations are kept relative to it, so a baseline blessed on
+    a laptop and one blessed in CI name the same files."""
+    workspace = env.get("GITHUB_WORKSPACE")
+    if workspace:
+        root = Path(workspace).resolve()
+        if directory.resolve().is_relative_to(root):
+            return root
+    return git_toplevel(directory)
+
+
 def head_sha(env: Mapping[str, str]) -> str | None:
     """The commit whose lines the PR shows: the event's ``pull_request.head.sha``.
 
@@ -90,8 +102,7 @@ class ActionsContext:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], cwd: Path) -> ActionsContext:
-        workspace = env.get("GITHUB_WORKSPACE")
-        root = Path(workspace) if workspace else git_toplevel(cwd)
+        root = repository_root(cwd, env)
         return cls(
             in_actions=env.get("GITHUB_ACTIONS") == "true",
             root=root.resolve() if root is not None else None,

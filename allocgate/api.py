@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,6 +66,15 @@ def selected(config: Config, settings: Settings) -> list[WorkloadConfig]:
     workloads = config.select(settings.workloads)
     if settings.shard is not None:
         workloads = shard(workloads, *settings.shard)
+    if settings.tolerances:
+        # --threshold (or the pytest ini) wins over the config, metric by metric.
+        workloads = [
+            replace(
+                w,
+                gate=replace(w.gate, tolerances={**w.gate.tolerances, **settings.tolerances}),
+            )
+            for w in workloads
+        ]
     return workloads
 
 
@@ -79,11 +88,14 @@ def markdown_context(settings: Settings, config: Config | None = None) -> Markdo
     baseline = DEFAULT_BASELINE
     if config is not None:
         baseline = os.path.relpath(config.baseline, config.path.parent)
+    from allocgate.annotations import ActionsContext
+
     return MarkdownContext(
         comment_id=settings.comment.id,
         run_url=run_url_from_env(settings.environ),
-        bless_command="allocgate bless",
+        bless_command=settings.bless_base,
         baseline_file=baseline,
+        links=ActionsContext.from_env(settings.environ, settings.start),
     )
 
 
@@ -104,6 +116,9 @@ def judge(w: WorkloadConfig, measurement: Measurement, baseline: Baseline) -> Wo
         seconds["analyse"] = seconds.get("analyse", 0.0) + time.monotonic() - started
     except AllocgateError as exc:
         return WorkloadResult(w.name, error=str(exc), profiles=measurement.kept)
+    from allocgate.provenance import Provenance, drift
+
+    recorded = Provenance.from_mapping(entry.provenance)
     return WorkloadResult(
         name=w.name,
         comparison=comparison,
@@ -112,6 +127,7 @@ def judge(w: WorkloadConfig, measurement: Measurement, baseline: Baseline) -> Wo
         spread=measurement.spread if measurement.runs > 1 else {},
         nondeterministic=measurement.nondeterministic,
         seconds=seconds,
+        warnings=tuple(drift(w.name, w.profiler, recorded, measurement.provenance)),
     )
 
 
@@ -125,9 +141,8 @@ def check_workload(w: WorkloadConfig, runner: Runner, baseline: Baseline) -> Wor
 
 
 def bless_command(settings: Settings, names: Sequence[str]) -> str:
-    """The exact command that blesses ``names`` with these settings."""
-    config = f" --config {settings.config}" if settings.config is not None else ""
-    return f"allocgate bless{config} {' '.join(names)}".rstrip()
+    """The exact command that blesses ``names`` from the shell these settings came from."""
+    return bless_hint_for(settings.bless_base, names)
 
 
 def preflight(workloads: Sequence[WorkloadConfig], baseline: Baseline, bless_hint: str) -> None:
@@ -189,6 +204,29 @@ def _mismatch(w: WorkloadConfig, baseline: Baseline) -> bool:
     return entry is None or entry.profiler != w.profiler
 
 
+def workflow_commands(outcome: Outcome) -> list[str]:
+    """``::error``/``::notice`` lines putting each changed callsite on its line of the
+    pull request; none outside GitHub Actions."""
+    from allocgate.annotations import comparison_annotations
+    from allocgate.annotations import workflow_commands as commands
+
+    links = outcome.context.links
+    if links is None or not links.in_actions:
+        return []
+    found = []
+    for result in outcome.report.results:
+        if result.comparison is not None:
+            hint = bless_hint_for(outcome.context.bless_command, [result.name])
+            found += comparison_annotations(result.comparison, links, bless=hint)
+    return commands(links, found)
+
+
+def bless_hint_for(command: str, names: Sequence[str]) -> str:
+    from allocgate.render.text import bless_hint
+
+    return bless_hint(command, names)
+
+
 def outcome_of(results: Sequence[WorkloadResult], settings: Settings, config: Config) -> Outcome:
     """The outcome of workloads judged one by one (the pytest plugin's items)."""
     report = Report(tuple(sorted(results, key=lambda r: r.name)))
@@ -196,7 +234,12 @@ def outcome_of(results: Sequence[WorkloadResult], settings: Settings, config: Co
 
 
 def baseline_entry(w: WorkloadConfig, measurement: Measurement) -> WorkloadBaseline:
-    return WorkloadBaseline.from_profile(w.name, measurement.profile, recorded_count(w.gate.top))
+    return WorkloadBaseline.from_profile(
+        w.name,
+        measurement.profile,
+        recorded_count(w.gate.top),
+        provenance=measurement.provenance.to_dict(),
+    )
 
 
 def record(path: Path, entries: dict[str, WorkloadBaseline]) -> BlessOutcome:
@@ -220,7 +263,14 @@ def bless(settings: Settings, run_with: Runner | None = None) -> BlessOutcome:
     config = load(settings)
     measure = run_with or runner(settings)
     entries = {w.name: baseline_entry(w, measure.measure(w)) for w in selected(config, settings)}
-    return record(config.baseline, entries)
+    outcome = record(config.baseline, entries)
+    outputs = settings.environ.get("GITHUB_OUTPUT")
+    if outputs:
+        from allocgate.github.summary import write_outputs
+
+        # The action uploads the file as an artifact from this path.
+        write_outputs(Path(outputs), {"baseline": str(outcome.path.resolve())})
+    return outcome
 
 
 def _bless_profile(settings: Settings) -> BlessOutcome:

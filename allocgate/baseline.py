@@ -6,6 +6,7 @@ through that module.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,18 @@ class WorkloadBaseline:
     depth: int = 1
     mode: str = "heap"
     units: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, str | int] = field(default_factory=dict)
+    """What made it: rustc, target, cargo profile, profiler version (see
+    provenance.py), and who blessed it and why."""
 
     @classmethod
-    def from_profile(cls, name: str, profile: Profile, keep: int) -> WorkloadBaseline:
+    def from_profile(
+        cls,
+        name: str,
+        profile: Profile,
+        keep: int,
+        provenance: Mapping[str, str | int] | None = None,
+    ) -> WorkloadBaseline:
         return cls(
             name=name,
             profiler=profile.profiler,
@@ -39,6 +49,7 @@ class WorkloadBaseline:
             depth=profile.depth,
             mode=profile.mode,
             units=dict(profile.units) if profile.mode != "heap" else {},
+            provenance=dict(provenance or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -47,6 +58,8 @@ class WorkloadBaseline:
         if self.mode != "heap":
             entry["mode"] = self.mode
             entry["units"] = dict(sorted(self.units.items()))
+        if self.provenance:
+            entry["provenance"] = dict(sorted(self.provenance.items()))
         entry["totals"] = dict(sorted(self.totals.items()))
         entry["callsites"] = [
             {

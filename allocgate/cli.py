@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="build, run and compare workloads with the baseline")
     check.add_argument("workloads", **_WORKLOADS)
     add_options(check.add_argument, "config", "report-json", "report-md", "keep-profiles")
+    add_options(check.add_argument, "threshold")
     add_options(check.add_argument, "shard", "format", "quiet", "comment", *_COMMENT)
 
     run = sub.add_parser("run", help="build, run and show the top callsites without comparing")
@@ -176,7 +177,15 @@ def cmd_bless(settings: Settings) -> int:
 def cmd_check(settings: Settings) -> int:
     from allocgate import api
 
-    return _finish(api.check(settings), settings)
+    outcome = api.check(settings)
+    code = _finish(outcome, settings)
+    # After the report: GitHub reads these from the log and puts them on the diff.
+    for line in api.workflow_commands(outcome):
+        print(line)
+    if outcome.report.regressed and settings.format == "text":
+        names = [r.name for r in outcome.report.results if r.verdict == "regressed"]
+        print(f"If the growth is intended: {api.bless_command(settings, names)}")
+    return code
 
 
 def cmd_merge(settings: Settings) -> int:

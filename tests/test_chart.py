@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from allocgate.callsites import Callsite
-from allocgate.chart import mermaid_chart, site_label
+from allocgate.render.chart import mermaid_chart, site_label
 from allocgate.compare import GateSettings, compare
 from allocgate.profile import Profile
 
