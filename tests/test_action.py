@@ -516,43 +516,67 @@ def link_tools(bin_dir: Path, *names: str) -> None:
 INSTALL = "apt-get install -y -qq --no-install-recommends"
 
 
+def allocgate_wrapper(bin_dir: Path) -> Path:
+    """The real CLI from this checkout, as the action's venv would run it."""
+    wrapper = bin_dir / "allocgate-real"
+    fake_command(
+        bin_dir,
+        wrapper.name,
+        f'PYTHONPATH="{ROOT}" exec "{sys.executable}" -m allocgate.cli "$@"',
+    )
+    return wrapper
+
+
+def workloads_config(path: Path, *profilers: str) -> None:
+    (path / "Cargo.toml").write_text("[package]\n", encoding="utf-8")
+    workloads = {
+        f"w{i}": {"manifest": "Cargo.toml", "profiler": p} for i, p in enumerate(profilers)
+    }
+    (path / "allocgate.yml").write_text(yaml.safe_dump({"workloads": workloads}), encoding="utf-8")
+
+
 @pytest.mark.parametrize(
-    ("config", "uid", "expected"),
+    ("profilers", "uid", "expected"),
     [
-        ("workloads:\n  - profiler: dhat-rs\n", "1001", []),
+        (("dhat-rs",), "1001", []),
         (
-            "profiler: heaptrack\n",
+            ("heaptrack",),
             "1001",
             ["sudo apt-get update -qq []", f"sudo {INSTALL} heaptrack [noninteractive]"],
         ),
         (
-            "profiler: valgrind-dhat\n",
+            ("valgrind-dhat",),
             "0",
             ["apt-get update -qq []", f"{INSTALL} valgrind [noninteractive]"],
         ),
         (
-            "a: {profiler: valgrind-dhat}\nb: {profiler: heaptrack}\n",
+            ("valgrind-dhat", "heaptrack", "dhat-rs"),
             "0",
-            ["apt-get update -qq []", f"{INSTALL} valgrind heaptrack [noninteractive]"],
+            ["apt-get update -qq []", f"{INSTALL} heaptrack valgrind [noninteractive]"],
         ),
     ],
-    ids=["dhat-rs", "heaptrack-with-sudo", "valgrind-as-root", "both"],
+    ids=["dhat-rs", "heaptrack-with-sudo", "valgrind-as-root", "all"],
 )
-def test_profilers_are_installed_only_when_named_and_missing(
-    tmp_path: Path, config: str, uid: str, expected: list[str]
+def test_profilers_are_installed_only_when_used_and_missing(
+    tmp_path: Path, profilers: tuple[str, ...], uid: str, expected: list[str]
 ) -> None:
     # A PATH with none of the profilers on it, and apt-get/sudo that only record.
     bin_dir = tmp_path / "bin"
-    link_tools(bin_dir, "grep", "env")
+    link_tools(bin_dir, "env")
     log = tmp_path / "log"
     fake_command(bin_dir, "id", f"echo {uid}")
     fake_command(bin_dir, "sudo", f'printf "sudo " >> "{log}"; exec "$@"')
     fake_command(
         bin_dir, "apt-get", f'printf "apt-get %s [%s]\\n" "$*" "$DEBIAN_FRONTEND" >> "{log}"'
     )
-    (tmp_path / "allocgate.yml").write_text(config, encoding="utf-8")
+    workloads_config(tmp_path, *profilers)
     step = action_step("Install the profiler")
-    env = {"PATH": str(bin_dir), "INPUT_CONFIG": "allocgate.yml"}
+    env = {
+        "PATH": str(bin_dir),
+        "INPUT_CONFIG": "allocgate.yml",
+        "ALLOCGATE": str(allocgate_wrapper(bin_dir)),
+    }
+    assert set(step["env"]) == set(env) - {"PATH"}
 
     result = run_script(step["run"], env, tmp_path)
 
@@ -563,16 +587,37 @@ def test_profilers_are_installed_only_when_named_and_missing(
 
 def test_no_profiler_install_when_already_there(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
-    link_tools(bin_dir, "grep")
     log = tmp_path / "log"
     fake_command(bin_dir, "heaptrack", "exit 0")
     fake_command(bin_dir, "apt-get", f'echo called >> "{log}"')
-    (tmp_path / "allocgate.yml").write_text("profiler: heaptrack\n", encoding="utf-8")
-    env = {"PATH": str(bin_dir), "INPUT_CONFIG": "allocgate.yml"}
+    workloads_config(tmp_path, "heaptrack")
+    env = {
+        "PATH": str(bin_dir),
+        "INPUT_CONFIG": "allocgate.yml",
+        "ALLOCGATE": str(allocgate_wrapper(bin_dir)),
+    }
 
     result = run_script(action_step("Install the profiler")["run"], env, tmp_path)
 
     assert result.returncode == 0, result.stderr
+    assert not log.exists()
+
+
+def test_a_bad_config_installs_nothing_and_warns(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    log = tmp_path / "log"
+    fake_command(bin_dir, "apt-get", f'echo called >> "{log}"')
+    (tmp_path / "allocgate.yml").write_text("workloads: {w: {manifest: nope.toml}}\n")
+    env = {
+        "PATH": str(bin_dir),
+        "INPUT_CONFIG": "allocgate.yml",
+        "ALLOCGATE": str(allocgate_wrapper(bin_dir)),
+    }
+
+    result = run_script(action_step("Install the profiler")["run"], env, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("::warning title=allocgate::")
     assert not log.exists()
 
 

@@ -81,7 +81,7 @@ def test_split_location(text: str | None, expected: object) -> None:
 
 
 def test_locations_are_relative_to_the_workspace(repo: Path, tmp_path: Path) -> None:
-    ctx = ActionsContext.from_env(env(repo, tmp_path), cwd=tmp_path)
+    ctx = ActionsContext.from_env(env(repo, tmp_path), cwd=repo)
     crate = repo / "crates" / "orders"
     absolute = f"{crate}/src/main.rs:166"
     assert ctx.locate(absolute) == Location("crates/orders/src/main.rs", 166)
@@ -113,7 +113,7 @@ def test_a_regression_is_an_error_on_its_line_and_an_improvement_a_notice(
         {"orders::build_order": (1_275_000, f"{where}:166"), "orders::a,b": (10_000, f"{where}:21")}
     )
     c = compare("orders", before, after, GateSettings())
-    ctx = ActionsContext.from_env(env(repo, tmp_path), cwd=tmp_path)
+    ctx = ActionsContext.from_env(env(repo, tmp_path), cwd=repo)
     lines = workflow_commands(ctx, comparison_annotations(c, ctx, bless="allocgate bless orders"))
     assert lines[0].startswith(
         "::error file=crates/orders/src/main.rs,line=166,title=allocgate%3A orders%3A%3Abuild_order grew::"
@@ -130,7 +130,7 @@ def test_no_workflow_command_outside_actions(repo: Path, tmp_path: Path) -> None
     before = profile({"orders::f": (10_000, "src/main.rs:1")})
     after = profile({"orders::f": (90_000, "src/main.rs:1")})
     c = compare("orders", before, after, GateSettings())
-    ctx = ActionsContext.from_env(env(repo, tmp_path, GITHUB_ACTIONS="false"), cwd=tmp_path)
+    ctx = ActionsContext.from_env(env(repo, tmp_path, GITHUB_ACTIONS="false"), cwd=repo)
     annotations = comparison_annotations(c, ctx)
     assert len(annotations) == 1
     assert workflow_commands(ctx, annotations) == []
@@ -140,7 +140,7 @@ def test_a_key_cannot_start_a_command_of_its_own(repo: Path, tmp_path: Path) -> 
     before = profile({"x": (10_000, None)})  # type: ignore[dict-item]
     after = profile({"x\n::set-env name=A::b": (90_000, None)})  # type: ignore[dict-item]
     c = compare("w", before, after, GateSettings())
-    ctx = ActionsContext.from_env(env(repo, tmp_path), cwd=tmp_path)
+    ctx = ActionsContext.from_env(env(repo, tmp_path), cwd=repo)
     (line,) = [x for x in workflow_commands(ctx, comparison_annotations(c, ctx)) if "set-env" in x]
     assert "\n" not in line
     assert line.startswith("::error title=")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 from allocgate.callsites import Callsite
-from allocgate.render.chart import mermaid_chart, site_label
 from allocgate.compare import GateSettings, compare
 from allocgate.profile import Profile
+from allocgate.render.chart import mermaid_chart, site_label
 
 
 def profile(sites: dict[str, int]) -> Profile:

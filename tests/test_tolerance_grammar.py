@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from allocgate.errors import ConfigError
-from allocgate.quantities import Tolerance
-from allocgate.tolerance import did_you_mean, parse_relative, parse_spec, parse_threshold
+from allocgate.quantities import (
+    Tolerance,
+    did_you_mean,
+    parse_percent,
+    parse_threshold,
+    parse_threshold_value,
+)
 
 KIB = 1024
 
@@ -29,11 +37,11 @@ KIB = 1024
     ],
 )
 def test_spec_table(spec: str, metric: str, expected: Tolerance) -> None:
-    assert parse_spec(spec, what="threshold")[metric] == expected
+    assert parse_threshold(spec, what="threshold")[metric] == expected
 
 
 def test_a_metric_prefix_limits_the_spec_to_that_metric() -> None:
-    assert set(parse_spec("total_blocks:10%:100", what="t")) == {"total_blocks"}
+    assert set(parse_threshold("total_blocks:10%:100", what="t")) == {"total_blocks"}
 
 
 @pytest.mark.parametrize(
@@ -42,7 +50,7 @@ def test_a_metric_prefix_limits_the_spec_to_that_metric() -> None:
 )
 def test_bare_numbers_are_refused_with_a_suggestion(value: object, suggestion: str) -> None:
     with pytest.raises(ConfigError) as exc:
-        parse_relative(value, what="allocgate.yml: defaults.threshold.relative")
+        parse_percent(value, what="allocgate.yml: defaults.threshold.relative")
     message = str(exc.value)
     assert f"did you mean {suggestion}?" in message
     assert message.startswith("allocgate.yml: defaults.threshold.relative: ")
@@ -52,7 +60,7 @@ def test_bare_numbers_are_refused_with_a_suggestion(value: object, suggestion: s
 @pytest.mark.parametrize("value", [5, 0.05, "5", "0.05", {"relative": 0.05}, {"total_bytes": 5}])
 def test_bare_numbers_are_refused_in_every_yaml_shape(value: object) -> None:
     with pytest.raises(ConfigError, match=r"did you mean 5%\?"):
-        parse_threshold(value, what="f.yml: threshold")
+        parse_threshold_value(value, what="f.yml: threshold")
 
 
 @pytest.mark.parametrize(
@@ -69,7 +77,7 @@ def test_bare_numbers_are_refused_in_every_yaml_shape(value: object) -> None:
 )
 def test_errors_name_the_problem_the_key_and_an_example(value: object, fragment: str) -> None:
     with pytest.raises(ConfigError) as exc:
-        parse_threshold(value, what="a.yml: workloads.x.threshold")
+        parse_threshold_value(value, what="a.yml: workloads.x.threshold")
     message = str(exc.value)
     assert fragment in message
     assert "a.yml: workloads.x.threshold" in message
@@ -86,9 +94,64 @@ def test_errors_name_the_problem_the_key_and_an_example(value: object, fragment:
     ],
 )
 def test_every_yaml_shape_gives_the_same_byte_tolerance(value: object) -> None:
-    assert parse_threshold(value, what="t")["total_bytes"] == Tolerance(0.05, KIB)
+    assert parse_threshold_value(value, what="t")["total_bytes"] == Tolerance(0.05, KIB)
 
 
 def test_did_you_mean() -> None:
     assert did_you_mean(0.05) == "5%"
     assert did_you_mean(20) == "20%"
+
+
+SPECS = ["5%", "5% or 1 KiB", "10%:2KiB", "total_blocks: 10% or 50", "2.5% or 300"]
+
+
+def yaml_tolerances(tmp_path: Path, spec: str) -> dict[str, Tolerance]:
+    from allocgate.config import load_config
+
+    (tmp_path / "Cargo.toml").write_text("[package]\n")
+    config = tmp_path / "allocgate.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {"defaults": {"threshold": spec}, "workloads": {"w": {"manifest": "Cargo.toml"}}}
+        )
+    )
+    return dict(load_config(config).workloads["w"].gate.tolerances)
+
+
+def cli_tolerances(spec: str) -> dict[str, Tolerance]:
+    from allocgate.cli import build_parser
+    from allocgate.settings import Settings
+
+    args = build_parser().parse_args(["check", "--threshold", spec])
+    return dict(Settings.from_args(args, environ={}).tolerances)
+
+
+def ini_tolerances(pytester: pytest.Pytester, spec: str) -> dict[str, Tolerance]:
+    from allocgate.settings import Settings
+
+    pytester.makeini(f"[pytest]\nallocgate_threshold = {spec}\n")
+    return dict(Settings.from_pytest_config(pytester.parseconfig()).tolerances)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_the_same_string_means_the_same_in_yaml_cli_and_ini(
+    spec: str, tmp_path: Path, pytester: pytest.Pytester
+) -> None:
+    from_yaml = yaml_tolerances(tmp_path, spec)
+    assert from_yaml == parse_threshold(spec, what="t")
+    assert cli_tolerances(spec) == from_yaml
+    assert ini_tolerances(pytester, spec) == from_yaml
+
+
+@pytest.mark.parametrize("bare", ["5", "0.05"])
+def test_bare_numbers_are_refused_on_every_surface(
+    bare: str, tmp_path: Path, pytester: pytest.Pytester
+) -> None:
+    with pytest.raises(
+        ConfigError, match=r"allocgate\.yml: defaults\.threshold: .*did you mean 5%\?"
+    ):
+        yaml_tolerances(tmp_path, bare)
+    with pytest.raises(ConfigError, match=r"did you mean 5%\?"):
+        cli_tolerances(bare)
+    with pytest.raises(ConfigError, match=r"did you mean 5%\?"):
+        ini_tolerances(pytester, bare)

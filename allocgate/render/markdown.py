@@ -61,6 +61,14 @@ class MarkdownContext:
     """Where the repository is: locations link to their line at the PR's head."""
 
 
+def command_markup(command: str) -> Markup:
+    """A command to copy: a code span when it is plain, else escaped text (a code
+    span shows `@name` and `#1` literally, but they are still in the raw body)."""
+    if re.fullmatch(r"[\w .:/=+-]+", command):
+        return Markup(code_span(command))
+    return Markup(escape_md(command))
+
+
 def location_markup(location: str | None, links: ActionsContext | None) -> Markup:
     """A callsite's location, linked to its line at the head commit when possible."""
     if not location:
@@ -131,8 +139,10 @@ def report_markdown(report: Report, ctx: MarkdownContext | None = None) -> str:
             limit_rows=limit_rows,
             show_stacks=stacks,
             location=lambda loc: location_markup(loc, ctx.links),
-            bless=bless_hint(
-                ctx.bless_command, [r.name for r in report.results if r.verdict == "regressed"]
+            bless=command_markup(
+                bless_hint(
+                    ctx.bless_command, [r.name for r in report.results if r.verdict == "regressed"]
+                )
             ),
             regressed_count=sum(r.verdict == "regressed" for r in report.results),
             error_count=sum(r.verdict == "error" for r in report.results),
