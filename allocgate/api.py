@@ -149,16 +149,17 @@ def preflight(workloads: Sequence[WorkloadConfig], baseline: Baseline, bless_hin
     """Before any build: the baseline has an entry for each workload, made with the
     same profiler. Stops at once, naming the command that fixes it."""
     problems = []
+    known = ", ".join(sorted(baseline.workloads)) or "none"
     for w in workloads:
         entry = baseline.workloads.get(w.name)
         if entry is None:
-            problems.append(f"no entry for workload {w.name!r}")
+            problems.append(f"no baseline for workload {w.name!r} (has: {known})")
         elif entry.profiler != w.profiler:
             problems.append(
                 f"{w.name!r} was blessed under {entry.profiler} but is configured for {w.profiler}"
             )
     if problems:
-        where = baseline.path if baseline.path.exists() else f"{baseline.path} (missing)"
+        where = baseline.path if baseline.path.exists() else f"{baseline.path} (no such file)"
         raise BaselineError(f"{where}: {'; '.join(problems)}; run `{bless_hint}`")
 
 

@@ -135,6 +135,22 @@ def test_init_bless_check_then_a_regression_named_on_its_line(crate: Path) -> No
     assert check.code == 0, check.stdout + check.stderr
     assert (crate / "Cargo.toml").read_bytes() == manifest
     assert (crate / "allocgate.yml").read_text() == config
+    assert "warning" not in check.stdout
+
+    # A baseline made by another rustc: a warning naming both, the verdict unchanged.
+    rustc = re.search(r"rustc: (.+)", baseline)
+    assert rustc is not None
+    older = baseline.replace(rustc.group(0), "rustc: 1.94.0 (4a4ef493e 2026-03-02)")
+    (crate / "allocgate-baseline.yml").write_text(older)
+    report_json = crate.parent / "drift.json"
+    drift = allocgate("check", "--report-json", str(report_json), cwd=crate)
+    assert drift.code == 0, drift.stdout + drift.stderr
+    (warning,) = [x for x in drift.stdout.splitlines() if "warning:" in x]
+    assert "rustc 1.94.0 (4a4ef493e 2026-03-02)" in warning
+    assert f"rustc {rustc.group(1)}" in warning
+    (result,) = json.loads(report_json.read_bytes())["workloads"]
+    assert result["warnings"] == [warning.split("warning: ", 1)[1]]
+    (crate / "allocgate-baseline.yml").write_text(baseline)
 
     (crate / "src" / "main.rs").write_text(GROWN)
     line = GROWN.splitlines().index(
@@ -161,8 +177,10 @@ def test_init_bless_check_then_a_regression_named_on_its_line(crate: Path) -> No
     # Inside tokenize: from its signature to its closing brace.
     assert 1 <= int(m.group(1)) <= line + 3
     assert "allocgate bless tokenize" in errors[0]
+    assert "If the growth is intended: allocgate bless tokenize" in grown.stdout
     markdown = report_md.read_text()
     assert f"https://github.com/octo/tokenize/blob/{HEAD}/src/main.rs#L" in markdown
+    assert "`allocgate bless tokenize`" in markdown
 
     quiet = allocgate("check", cwd=crate)
     assert quiet.code == 1
