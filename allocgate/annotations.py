@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from allocgate.compare import IMPROVED, Comparison
 from allocgate.escape import workflow_command
+from allocgate.process import command_output
 
 DEFAULT_SERVER_URL = "https://github.com"
 
@@ -41,19 +41,8 @@ def split_location(location: str | None) -> tuple[str, int | None] | None:
 
 
 def git_toplevel(cwd: Path) -> Path | None:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    out = done.stdout.strip()
-    return Path(out) if done.returncode == 0 and out else None
+    out = (command_output(["git", "rev-parse", "--show-toplevel"], cwd=cwd) or "").strip()
+    return Path(out) if out else None
 
 
 def repository_root(directory: Path, env: Mapping[str, str]) -> Path | None:

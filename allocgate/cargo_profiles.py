@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from allocgate.errors import ConfigError
+from allocgate.process import command_output
 
 SUPPLIED = "profiling"
 SUPPLIED_ARGS = (
@@ -52,28 +52,9 @@ class ProfilePlan:
 def workspace_manifest(manifest: Path) -> Path:
     """The workspace root's Cargo.toml: the only one whose ``[profile]`` tables count."""
     cargo = shutil.which("cargo")
-    if cargo is None:
-        return manifest
-    try:
-        done = subprocess.run(
-            [
-                cargo,
-                "locate-project",
-                "--workspace",
-                "--message-format",
-                "plain",
-                "--manifest-path",
-                str(manifest),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return manifest
-    out = done.stdout.strip()
-    return Path(out) if done.returncode == 0 and out else manifest
+    argv = ["locate-project", "--workspace", "--message-format", "plain", "--manifest-path"]
+    out = command_output([cargo, *argv, str(manifest)]) if cargo else None
+    return Path(out.strip()) if out and out.strip() else manifest
 
 
 def _profiles(root_manifest: Path) -> Mapping[str, Any]:

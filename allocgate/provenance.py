@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from allocgate.process import command_output
 
 # The keys newcomer owns in a baseline workload's `provenance:` mapping; bless
 # adds its own (reason, blessed_by, ...) to the same mapping.
@@ -69,16 +70,6 @@ def drift(workload: str, profiler: str, recorded: Provenance, current: Provenanc
     return warnings
 
 
-def _run(argv: list[str], cwd: Path | None = None) -> str | None:
-    try:
-        done = subprocess.run(
-            argv, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
-
-
 @lru_cache(maxsize=32)
 def rustc_facts(directory: Path) -> tuple[str | None, str | None]:
     """``(version, host triple)`` of the rustc cargo would use in ``directory``.
@@ -86,7 +77,7 @@ def rustc_facts(directory: Path) -> tuple[str | None, str | None]:
     Run there, so a rust-toolchain.toml of the project picks the toolchain, as
     it does for cargo; ``RUSTC`` wins as it does for cargo.
     """
-    out = _run([os.environ.get("RUSTC") or "rustc", "-vV"], cwd=directory)
+    out = command_output([os.environ.get("RUSTC") or "rustc", "-vV"], cwd=directory)
     if out is None:
         return None, None
     lines = out.splitlines()
@@ -98,7 +89,7 @@ def rustc_facts(directory: Path) -> tuple[str | None, str | None]:
 @lru_cache(maxsize=8)
 def tool_version(tool: str) -> str | None:
     """``valgrind-3.19.0`` → ``3.19.0``; ``heaptrack 1.4.0`` → ``1.4.0``."""
-    out = _run([tool, "--version"])
+    out = command_output([tool, "--version"])
     if not out:
         return None
     m = re.search(r"(\d+(?:\.\d+)+\S*)", out)

@@ -527,6 +527,15 @@ def allocgate_wrapper(bin_dir: Path) -> Path:
     return wrapper
 
 
+def install_env(bin_dir: Path) -> dict[str, str]:
+    """The step's environment, with only ``bin_dir`` on PATH."""
+    return {
+        "PATH": str(bin_dir),
+        "INPUT_CONFIG": "allocgate.yml",
+        "ALLOCGATE": str(allocgate_wrapper(bin_dir)),
+    }
+
+
 def workloads_config(path: Path, *profilers: str) -> None:
     (path / "Cargo.toml").write_text("[package]\n", encoding="utf-8")
     workloads = {
@@ -571,11 +580,7 @@ def test_profilers_are_installed_only_when_used_and_missing(
     )
     workloads_config(tmp_path, *profilers)
     step = action_step("Install the profiler")
-    env = {
-        "PATH": str(bin_dir),
-        "INPUT_CONFIG": "allocgate.yml",
-        "ALLOCGATE": str(allocgate_wrapper(bin_dir)),
-    }
+    env = install_env(bin_dir)
     assert set(step["env"]) == set(env) - {"PATH"}
 
     result = run_script(step["run"], env, tmp_path)
@@ -591,13 +596,7 @@ def test_no_profiler_install_when_already_there(tmp_path: Path) -> None:
     fake_command(bin_dir, "heaptrack", "exit 0")
     fake_command(bin_dir, "apt-get", f'echo called >> "{log}"')
     workloads_config(tmp_path, "heaptrack")
-    env = {
-        "PATH": str(bin_dir),
-        "INPUT_CONFIG": "allocgate.yml",
-        "ALLOCGATE": str(allocgate_wrapper(bin_dir)),
-    }
-
-    result = run_script(action_step("Install the profiler")["run"], env, tmp_path)
+    result = run_script(action_step("Install the profiler")["run"], install_env(bin_dir), tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert not log.exists()
@@ -608,13 +607,7 @@ def test_a_bad_config_installs_nothing_and_warns(tmp_path: Path) -> None:
     log = tmp_path / "log"
     fake_command(bin_dir, "apt-get", f'echo called >> "{log}"')
     (tmp_path / "allocgate.yml").write_text("workloads: {w: {manifest: nope.toml}}\n")
-    env = {
-        "PATH": str(bin_dir),
-        "INPUT_CONFIG": "allocgate.yml",
-        "ALLOCGATE": str(allocgate_wrapper(bin_dir)),
-    }
-
-    result = run_script(action_step("Install the profiler")["run"], env, tmp_path)
+    result = run_script(action_step("Install the profiler")["run"], install_env(bin_dir), tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("::warning title=allocgate::")

@@ -24,7 +24,7 @@ HEAD = "0123456789abcdef0123456789abcdef01234567"
 MERGE = "fedcba9876543210fedcba9876543210fedcba98"
 
 
-def profile(sites: dict[str, tuple[int, str]]) -> Profile:
+def profile(sites: dict[str, tuple[int, str | None]]) -> Profile:
     callsites = tuple(
         Callsite(key=k, metrics={"total_bytes": v}, location=loc) for k, (v, loc) in sites.items()
     )
@@ -137,8 +137,8 @@ def test_no_workflow_command_outside_actions(repo: Path, tmp_path: Path) -> None
 
 
 def test_a_key_cannot_start_a_command_of_its_own(repo: Path, tmp_path: Path) -> None:
-    before = profile({"x": (10_000, None)})  # type: ignore[dict-item]
-    after = profile({"x\n::set-env name=A::b": (90_000, None)})  # type: ignore[dict-item]
+    before = profile({"x": (10_000, None)})
+    after = profile({"x\n::set-env name=A::b": (90_000, None)})
     c = compare("w", before, after, GateSettings())
     ctx = ActionsContext.from_env(env(repo, tmp_path), cwd=repo)
     (line,) = [x for x in workflow_commands(ctx, comparison_annotations(c, ctx)) if "set-env" in x]

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import re
 
-from allocgate.callsites import Callsite
+from test_annotations import profile as located
+
 from allocgate.compare import GateSettings, compare
 from allocgate.profile import Profile
 from allocgate.render.chart import mermaid_chart, site_label
 
 
 def profile(sites: dict[str, int]) -> Profile:
-    callsites = tuple(Callsite(key=k, metrics={"total_bytes": v}) for k, v in sites.items())
-    return Profile(
-        source="p",
-        profiler="valgrind-dhat",
-        mode="heap",
-        command="",
-        metrics=("total_bytes",),
-        totals={"total_bytes": sum(sites.values())},
-        callsites=tuple(sorted(callsites, key=lambda s: -s.metrics["total_bytes"])),
-    )
+    return located({key: (value, None) for key, value in sites.items()})
 
 
 BEFORE = {"orders::build_order": 730_000, "orders::parse_line": 1_619_241, "orders::old": 120_000}

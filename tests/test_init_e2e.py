@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from test_workloads import require_tools
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD = "0123456789abcdef0123456789abcdef01234567"
@@ -59,16 +59,6 @@ class Run:
     stderr: str
 
 
-def require(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if not missing:
-        return
-    reason = f"{', '.join(missing)} not found on PATH"
-    if os.environ.get("ALLOCGATE_REQUIRE_TOOLS") == "1":
-        pytest.fail(f"{reason}, and ALLOCGATE_REQUIRE_TOOLS=1 requires it")
-    pytest.skip(reason)
-
-
 def allocgate(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> Run:
     full = dict(os.environ)
     for key in list(full):
@@ -91,7 +81,7 @@ def allocgate(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> Ru
 
 @pytest.fixture(scope="module")
 def crate(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    require("cargo", "valgrind")
+    require_tools("cargo", "valgrind")
     root = tmp_path_factory.mktemp("zero") / "tokenize"
     subprocess.run(
         ["cargo", "new", "--quiet", "--vcs", "none", str(root)], check=True, capture_output=True
