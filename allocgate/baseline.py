@@ -29,9 +29,9 @@ class WorkloadBaseline:
     depth: int = 1
     mode: str = "heap"
     units: dict[str, str] = field(default_factory=dict)
-    provenance: dict[str, str | int] = field(default_factory=dict)
-    """What made it: rustc, target, cargo profile, profiler version (see
-    provenance.py), and who blessed it and why."""
+    provenance: dict[str, str] = field(default_factory=dict)
+    """What made this entry: the toolchain's facts and, for a bless, who and why
+    (`allocgate.bless_record`). One flat mapping of strings, written sorted."""
 
     @classmethod
     def from_profile(
@@ -39,7 +39,7 @@ class WorkloadBaseline:
         name: str,
         profile: Profile,
         keep: int,
-        provenance: Mapping[str, str | int] | None = None,
+        provenance: Mapping[str, str] | None = None,
     ) -> WorkloadBaseline:
         return cls(
             name=name,

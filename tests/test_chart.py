@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 
+from conftest import DHAT_RS
 from test_annotations import profile as located
 
-from allocgate.compare import GateSettings, compare
+from allocgate.compare import Comparison, GateSettings, compare
+from allocgate.load import load_profile
 from allocgate.profile import Profile
 from allocgate.render.chart import mermaid_chart, site_label
+from allocgate.render.markdown import report_markdown
+from allocgate.report import Report, WorkloadResult
 
 
 def profile(sites: dict[str, int]) -> Profile:
@@ -66,3 +70,44 @@ def test_site_labels_are_readable() -> None:
     assert site_label("fdlite::walk::scan → ignore::WalkBuilder::build") == "walk::scan"
     assert site_label("app::main::{{closure}}") == "app::main (closure)"
     assert site_label("orders::Ledger<u8>::push::<u8>") == "Ledger::push"
+
+
+def _real() -> Comparison:
+    return compare(
+        "reqctx",
+        load_profile(DHAT_RS / "reqctx-base.json"),
+        load_profile(DHAT_RS / "reqctx-regressed.json"),
+        GateSettings(),
+    )
+
+
+def test_the_real_regression_is_the_longest_red_bar() -> None:
+    # reqctx-regressed: render_response grew 13 MB → 52 MB.
+    c = _real()
+    chart = mermaid_chart(c)
+    grew, shrank = series(chart)
+    axis = re.search(r"^  x-axis (.*)$", chart, re.M)
+    assert axis is not None
+    labels = re.findall(r'"([^"]*)"', axis.group(1))
+    first = labels[0]
+    assert "render_response" in first
+    assert grew[0] == max(grew)
+    assert shrank[0] == 0
+
+
+def test_a_label_with_nothing_printable_left_keeps_its_number() -> None:
+    c = compare("w", profile({"x::»«": 10}), profile({"x::»«": 2000}), GateSettings())
+    assert '  x-axis ["1. x::  +1.9 KiB, +19900.0%"]' in mermaid_chart(c).splitlines()
+
+
+def test_at_most_limit_sites() -> None:
+    many = {f"m::site{i}": 1000 * (i + 1) for i in range(12)}
+    grown = {k: v * 2 for k, v in many.items()}
+    c = compare("w", profile(many), profile(grown), GateSettings(top=12))
+    assert len(series(mermaid_chart(c, limit=5))[0]) == 5
+
+
+def test_the_report_carries_the_chart_unescaped() -> None:
+    c = _real()
+    md = report_markdown(Report((WorkloadResult("reqctx", c),)))
+    assert mermaid_chart(c) in md
