@@ -205,18 +205,22 @@ def parse_threshold(
         keep_default = sized and not METRICS[metric].is_bytes and len(targets) > 1
         result[metric] = parse_tolerance(
             metric,
-            relative[0] if relative else None,
-            absolute[0] if absolute and not keep_default else None,
+            relative[0] if relative else DEFAULT,
+            absolute[0] if absolute and not keep_default else DEFAULT,
             relative_what=what,
             absolute_what=what,
         )
     return result
 
 
+#: A part of a tolerance that was not given (None is a value someone typed, and wrong).
+DEFAULT = object()
+
+
 def parse_tolerance(
     metric: str,
-    relative: object | None,
-    absolute: object | None,
+    relative: object,
+    absolute: object,
     *,
     relative_what: str,
     absolute_what: str,
@@ -227,9 +231,9 @@ def parse_tolerance(
 
     info = METRICS[metric]
     rel = info.default_tolerance.relative
-    if relative is not None:
+    if relative is not DEFAULT:
         rel = parse_percent(relative, what=relative_what)
-    if absolute is None:
+    if absolute is DEFAULT:
         return Tolerance(rel, info.default_tolerance.absolute)
     try:
         if info.is_bytes:
@@ -281,8 +285,8 @@ def _from_parts(spec: dict[object, object], metric: str, *, what: str) -> Tolera
             )
     return parse_tolerance(
         metric,
-        spec.get("relative"),
-        spec.get("absolute"),
+        spec.get("relative", DEFAULT),
+        spec.get("absolute", DEFAULT),
         relative_what=f"{what}.relative",
         absolute_what=f"{what}.absolute",
     )
