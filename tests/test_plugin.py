@@ -616,8 +616,8 @@ def test_cli_and_plugin_write_the_same_reports(
     cli_md, py_md = ((project.path / n).read_bytes() for n in ("cli.md", "py.md"))
     assert b"regressed" in cli_md
     # The same report; only the bless hint speaks the language of its shell.
-    cli_hint = b"`allocgate bless large`"
-    py_hint = b"`pytest --allocgate-bless --allocgate-workload large`"
+    cli_hint = b"`allocgate bless bigger`"
+    py_hint = b"`pytest --allocgate-bless --allocgate-workload bigger`"
     assert cli_hint in cli_md
     assert py_hint in py_md
     assert cli_md.replace(cli_hint, py_hint) == py_md
