@@ -3,6 +3,7 @@ the CLI, the pytest plugin and the action. Each takes frozen `Settings`."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -62,7 +63,24 @@ def selected(config: Config, settings: Settings) -> list[WorkloadConfig]:
     workloads = config.select(settings.workloads)
     if settings.shard is not None:
         workloads = shard(workloads, *settings.shard)
+    if settings.keys is not None:
+        workloads = [
+            dataclasses.replace(w, fold=dataclasses.replace(w.fold, keys=settings.keys))
+            for w in workloads
+        ]
     return workloads
+
+
+def check_keys(w: WorkloadConfig, baseline: Baseline) -> None:
+    """A baseline keyed the other way cannot be compared: every site would be
+    "new". Said before anything is built."""
+    entry = baseline.workloads.get(w.name)
+    if entry is not None and entry.keys != w.fold.keys:
+        raise BaselineError(
+            f"{baseline.path}: {w.name!r} was blessed with {entry.keys} keys but is "
+            f"configured for {w.fold.keys} keys; run `allocgate bless {w.name}` to re-bless "
+            f"(or set `keys: {entry.keys}`)"
+        )
 
 
 def runner(settings: Settings) -> Runner:
@@ -114,6 +132,7 @@ def judge(w: WorkloadConfig, measurement: Measurement, baseline: Baseline) -> Wo
 def check_workload(w: WorkloadConfig, runner: Runner, baseline: Baseline) -> WorkloadResult:
     """Measures and judges one workload; one failing workload spoils no other."""
     try:
+        check_keys(w, baseline)
         measurement = runner.measure(w)
     except AllocgateError as exc:
         return WorkloadResult(w.name, error=str(exc))
@@ -125,6 +144,8 @@ def check(settings: Settings, run_with: Runner | None = None) -> Outcome:
     config = load(settings)
     workloads = selected(config, settings)
     baseline = read_baseline(config.baseline)
+    for w in workloads:
+        check_keys(w, baseline)
     measure = run_with or runner(settings)
     results = tuple(check_workload(w, measure, baseline) for w in workloads)
     return Outcome(Report(results, shard=settings.shard_text), markdown_context(settings, config))

@@ -28,6 +28,9 @@ class WorkloadBaseline:
     depth: int = 1
     mode: str = "heap"
     units: dict[str, str] = field(default_factory=dict)
+    keys: str = "innermost"
+    """How the callsites are keyed; a baseline written before there was a choice
+    holds innermost keys."""
 
     @classmethod
     def from_profile(cls, name: str, profile: Profile, keep: int) -> WorkloadBaseline:
@@ -39,11 +42,16 @@ class WorkloadBaseline:
             depth=profile.depth,
             mode=profile.mode,
             units=dict(profile.units) if profile.mode != "heap" else {},
+            keys=profile.keys,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as plain data, in the shape of the YAML file (for xdist workers)."""
-        entry: dict[str, Any] = {"profiler": self.profiler, "depth": self.depth}
+        entry: dict[str, Any] = {
+            "profiler": self.profiler,
+            "keys": self.keys,
+            "depth": self.depth,
+        }
         if self.mode != "heap":
             entry["mode"] = self.mode
             entry["units"] = dict(sorted(self.units.items()))
@@ -52,6 +60,7 @@ class WorkloadBaseline:
             {
                 "key": s.key,
                 **({"at": s.location} if s.location else {}),
+                **({"outside": True} if s.outside else {}),
                 **dict(sorted(s.metrics.items())),
             }
             for s in sorted(self.callsites, key=lambda s: s.key)
@@ -70,6 +79,7 @@ class WorkloadBaseline:
             callsites=self.callsites,
             depth=self.depth,
             units=dict(self.units),
+            keys=self.keys,
         )
 
 

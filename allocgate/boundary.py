@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from allocgate.frames import Frame
+from allocgate.frames import SYMBOL_HASH_RE, Frame
 from allocgate.workspace import Workspace
 
 WORKSPACE = 0
@@ -122,19 +122,23 @@ _STD_PATH_RE = re.compile(
     r"|std_detect|vendor/[^/]+)/.*)$"
     r"|^(?P<short>(?:alloc|core|std)/src/.*)$"
 )
-_DEP_PATH_RES = (
+_DEP_PATH_RES: tuple[re.Pattern[str], ...] = (
     # cargo's registry, Debian's, and a vendored directory: name-version/...
     re.compile(r"/\.cargo/registry/src/[^/]+/(?P<rest>(?P<crate>[A-Za-z0-9_.-]+?)-\d[^/]*/.*)$"),
     re.compile(r"/cargo/registry/(?P<rest>(?P<crate>[A-Za-z0-9_.-]+?)-\d[^/]*/.*)$"),
     re.compile(r"/\.cargo/git/checkouts/(?P<crate>[A-Za-z0-9_.-]+?)-[0-9a-f]+/[^/]+/(?P<rest>.*)$"),
     re.compile(r"(?:^|/)vendor/(?P<rest>(?P<crate>[A-Za-z0-9_.-]+?)(?:-\d[^/]*)?/.*)$"),
-    # dhat-rs keeps the last three path components: regex-1.7.1/src/lib.rs
-    re.compile(r"^(?P<rest>(?P<crate>[A-Za-z][A-Za-z0-9_-]*?)-\d+\.\d+\.\d+[^/]*/src/.*)$"),
+    # std's own dependencies as the toolchain's build recorded them
+    re.compile(r"^/rust/deps/(?P<rest>(?P<crate>[A-Za-z0-9_.-]+?)-\d[^/]*/.*)$"),
 )
+# dhat-rs keeps the last three path components: regex-1.7.1/src/lib.rs
+_TRIMMED_RE = re.compile(
+    r"^(?P<rest>(?P<crate>[A-Za-z][A-Za-z0-9_-]*?)-\d+\.\d+\.\d+[^/]*/src/.*)$"
+)
+_DEP_PATH_RES = (*_DEP_PATH_RES, _TRIMMED_RE)
 _C_PATH_RE = re.compile(
     r"^\./(?:nptl|elf|malloc|csu|libio|stdio-common|string|misc|posix)/|^\.\./sysdeps/"
 )
-_HASH_RE = re.compile(r"::h[0-9a-f]{16}$")
 _CLOSURE_RE = re.compile(r"\{\{closure\}\}|\{closure#\d+\}")
 # A `{...}` path segment: a closure, an impl block, a constant, a shim.
 _BRACE_SEGMENT_RE = re.compile(r"::\{[^{}:]*\}")
@@ -183,7 +187,7 @@ def strip_generics(name: str) -> str:
 
 def normalize_function(name: str) -> str:
     """The stable spelling of a function name: no hash, no generics, one closure form."""
-    name = _HASH_RE.sub("", name.strip())
+    name = SYMBOL_HASH_RE.sub("", name.strip())
     name = _CLOSURE_RE.sub("{closure}", name)
     if "<" in name:
         name = strip_generics(name)
@@ -281,9 +285,17 @@ class Classifier:
             return None
         if _STD_PATH_RE.search(file):
             return STD
+        if file.startswith("/rust/deps/"):
+            # The crates std itself depends on, as the toolchain's build records them.
+            return STD
         if "registry/" in file or "vendor/" in file or "checkouts/" in file or "-" in file:
             for regex in _DEP_PATH_RES:
-                if regex.search(file):
+                m = regex.search(file)
+                if m is not None:
+                    # dhat-rs's three components cannot tell std's hashbrown
+                    # from the user's; std's is by far the more common.
+                    if regex is _TRIMMED_RE and m.group("crate").replace("-", "_") in _STD_VENDORED:
+                        return STD
                     return DEPENDENCY
         if self.root is not None and file.startswith(self.root):
             rest = file[len(self.root) :]
@@ -321,7 +333,7 @@ class Classifier:
 
 def describe(frame: Frame, classifier: Classifier) -> str:
     """One frame for people: its name as printed (no hash), and where."""
-    name = _HASH_RE.sub("", frame.function)
+    name = SYMBOL_HASH_RE.sub("", frame.function)
     where = classifier.location(frame)
     if where:
         return f"{name} ({where})"

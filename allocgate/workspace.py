@@ -138,6 +138,32 @@ def guess_workspace(command: str) -> Workspace | None:
                 found = read_workspace(manifest)
             except (WorkloadError, OSError, subprocess.TimeoutExpired):
                 found = None
-            if found is not None and name in found.crates:
-                return found
+            if found is not None:
+                # Built in that workspace's target directory: its crates.
+                return Workspace(found.crates | {name}, found.root, found.members)
     return Workspace(crates=frozenset({name})) if name else None
+
+
+def workspace_of_source(file: Path) -> Workspace | None:
+    """The workspace a source file belongs to, when its sources are on disk: the
+    nearest ``Cargo.toml`` above it with a ``[workspace]`` table, else its package."""
+    package: Path | None = None
+    for directory in file.parents:
+        manifest = directory / "Cargo.toml"
+        if not manifest.is_file():
+            continue
+        try:
+            text = manifest.read_text(errors="replace")
+        except OSError:
+            continue
+        if package is None:
+            package = manifest
+        if re.search(r"^\s*\[workspace\]", text, re.M):
+            package = manifest
+            break
+    if package is None:
+        return None
+    try:
+        return read_workspace(package)
+    except (WorkloadError, OSError, subprocess.TimeoutExpired):
+        return None

@@ -41,6 +41,9 @@ class ValgrindDhat:
                 "--tool=dhat",
                 f"--dhat-out-file={out}",
                 f"--num-callers={self.num_callers}",
+                # Full source paths, not basenames: they tell the workspace's code
+                # from its dependencies even without the binary's debug info.
+                "--fullpath-after=",
                 str(exe),
                 *w.args,
             ],

@@ -24,6 +24,7 @@ that most such frames agree on wins.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import struct
 import subprocess
@@ -35,16 +36,22 @@ from pathlib import Path
 
 import orjson
 
-from allocgate.demangle import demangle, strip_hash
+from allocgate.boundary import name_crate, normalize_function
+from allocgate.callsites import FoldOptions, FrameTable
 from allocgate.frames import Frame
+from allocgate.profilers.demangle import demangle, strip_hash
+from allocgate.workspace import Workspace, guess_workspace, workspace_of_source
 
 __all__ = [
     "Resolution",
     "Resolved",
     "Symbolizer",
     "SymbolizerUnavailable",
+    "binary_of",
     "executable_ranges",
+    "frame_table",
     "resolve_frames",
+    "symbolizer_for",
 ]
 
 _PAGE = 0x1000
@@ -241,6 +248,23 @@ def _frames(answer: object) -> Iterable[Resolved]:
         )
 
 
+_SYMBOLIZERS: dict[tuple[str, int, int], Symbolizer] = {}
+
+
+def symbolizer_for(binary: Path) -> Symbolizer:
+    """One Symbolizer per binary (path, size and mtime), so the runs of a workload
+    share its answers."""
+    try:
+        stat = binary.stat()
+    except OSError as exc:
+        raise SymbolizerUnavailable(f"{binary}: {exc.strerror or exc}") from exc
+    key = (str(binary.resolve()), stat.st_size, stat.st_mtime_ns)
+    found = _SYMBOLIZERS.get(key)
+    if found is None:
+        found = _SYMBOLIZERS[key] = Symbolizer(binary)
+    return found
+
+
 @dataclass(frozen=True)
 class Resolution:
     """What symbolization did to a profile's frame table."""
@@ -260,7 +284,7 @@ class Resolution:
 def resolve_frames(frames: Sequence[Frame], binary: Path) -> Resolution:
     """Re-names every frame of ``binary`` from its debug info (see the module doc)."""
     started = time.monotonic()
-    symbolizer = Symbolizer(binary)
+    symbolizer = symbolizer_for(binary)
     # The outermost name printed at an address is the physical function: the
     # one the symbol table has.
     physical: dict[int, str] = {}
@@ -281,6 +305,8 @@ def resolve_frames(frames: Sequence[Frame], binary: Path) -> Resolution:
         return Resolution(unchanged, 0, 0, None, time.monotonic() - started)
     inside = [a for a in at if symbolizer.contains(a - bias)]
     answers = symbolizer.resolve([a - bias for a in inside])
+    if not _same_binary(physical, answers, bias):
+        return Resolution(unchanged, len(inside), 0, None, time.monotonic() - started)
     expanded: list[tuple[Frame, ...]] = list(unchanged)
     resolved = 0
     for address in inside:
@@ -296,3 +322,83 @@ def resolve_frames(frames: Sequence[Frame], binary: Path) -> Resolution:
         for index in rest:
             expanded[index] = ()
     return Resolution(tuple(expanded), len(inside), resolved, bias, time.monotonic() - started)
+
+
+def _same_binary(
+    physical: dict[int, str], answers: dict[int, tuple[Resolved, ...]], bias: int
+) -> bool:
+    """Whether the binary is the one the profile ran: where the profiler named the
+    function an address is in, the debug info must name the same one. A rebuilt
+    binary at the same path would otherwise put wrong names on every frame."""
+    checked = agreed = 0
+    for address, name in physical.items():
+        chain = answers.get(address - bias)
+        if not chain or "::" not in name:
+            continue
+        checked += 1
+        mine = _bare(name)
+        agreed += any(_bare(r.function) == mine for r in chain)
+    return checked == 0 or agreed >= 0.8 * checked
+
+
+def _bare(name: str) -> str:
+    """The last path segment without generics: what every printer agrees on."""
+    name = strip_hash(name)
+    depth = 0
+    out = []
+    for c in name:
+        if c == "<":
+            depth += 1
+        elif c == ">":
+            depth -= 1
+        elif depth == 0:
+            out.append(c)
+    return "".join(out).rsplit("::", 1)[-1]
+
+
+def frame_table(frames: Sequence[Frame], options: FoldOptions, command: str) -> FrameTable:
+    """The table a loader folds with: the workspace (given, or guessed from the
+    command) and, when the binary is at hand, every frame named from its debug info."""
+    workspace = options.workspace
+    if workspace is None and options.keys == "workspace":
+        workspace = guess_workspace(command)
+    expanded = None
+    binary = options.binary or (binary_of(command) if options.symbolize else None)
+    if binary is not None and any(f.address is not None for f in frames):
+        try:
+            expanded = resolve_frames(frames, binary).expanded
+        except SymbolizerUnavailable:
+            expanded = None
+    if workspace is not None and workspace.root is None:
+        # A bare profile: its sources, if still on disk, say where the workspace is.
+        workspace = _locate(workspace, expanded or [(f,) for f in frames]) or workspace
+    return FrameTable(frames, options, workspace, expanded)
+
+
+def _locate(workspace: Workspace, chains: Sequence[tuple[Frame, ...]]) -> Workspace | None:
+    """The whole workspace around the first frame of a known crate whose source
+    file exists (with ``--workspace`` or a guessed crate, only names were known)."""
+    for chain in chains:
+        for frame in chain:
+            if not frame.file or not frame.file.startswith("/") or "::" not in frame.function:
+                continue
+            if name_crate(normalize_function(frame.function)) not in workspace.crates:
+                continue
+            path = Path(frame.file)
+            if not path.is_file():
+                return None
+            found = workspace_of_source(path)
+            if found is None:
+                return None
+            return Workspace(found.crates | workspace.crates, found.root, found.members)
+    return None
+
+
+def binary_of(command: str) -> Path | None:
+    """The program a profile's command ran, if it still exists."""
+    try:
+        program = shlex.split(command)[0] if command.strip() else ""
+    except ValueError:
+        program = command.split(" ", 1)[0]
+    path = Path(program)
+    return path if program and path.is_file() else None
