@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import add
 from pathlib import Path
+from typing import Any
 
 from allocgate.boundary import (
     DEPENDENCY,
@@ -124,6 +126,8 @@ class _Step:
 
 
 _NOTHING = _Step((), None, None, (), (None, None, None), False)
+_UNSEEN = _Step((), None, None, (), (None, None, None), False)
+"""Marks a frame not classified yet (compared by identity)."""
 
 
 class FrameTable:
@@ -143,7 +147,9 @@ class FrameTable:
             workspace is not None and workspace.crates
         )
         self.steps: list[_Step | None] = [None] * len(frames)
+        self.fast: list[Any] = [_UNSEEN] * len(frames)
         self.flags: dict[str, tuple[bool, bool]] = {}
+        self._joined: dict[tuple[str, str], str] = {}
         self._facts: dict[Frame, FrameFacts] = {}
         self._prints: list[int | None] = [None] * len(frames)
 
@@ -219,6 +225,21 @@ class FrameTable:
             return self._boundary_key(stack, depth)
         return self._innermost_key(stack, depth)
 
+    def passing(self, index: int) -> _Step | None:
+        """The entry's step, or None when a depth-1 boundary key walks straight
+        past it (no workspace or dependency frame, nothing unresolved): most of
+        the frames above the user's code (allocator, std internals)."""
+        step = self.step(index)
+        if step.workspace or step.dependency is not None or step.unresolved_before:
+            self.fast[index] = step
+            return step
+        self.fast[index] = None
+        return None
+
+    def _join(self, pair: tuple[str, str]) -> str:
+        key = self._joined[pair] = f"{pair[0]}{BOUNDARY}{pair[1]}"
+        return key
+
     def _boundary_key(self, stack: Iterable[int], depth: int) -> str:
         steps = self.steps
         names: list[str] = []
@@ -259,7 +280,7 @@ class FrameTable:
         self.flags.setdefault(key, (True, False))
         return key
 
-    def _innermost_key(self, stack: Iterable[int], depth: int) -> str:
+    def _innermost_key(self, stack: Iterable[int], depth: int = 1) -> str:
         steps = self.steps
         names: list[str] = []
         fallback: list[str | None] = [None, None, None]
@@ -370,20 +391,71 @@ class Folder:
 
     def add_all(self, points: Iterable[tuple[Sequence[int], Sequence[int]]]) -> None:
         """Program points as the loader reads them: (frame indices, metric values)."""
+        self.add_batches((points,))
+
+    def add_batches(self, batches: Iterable[Iterable[tuple[Sequence[int], Sequence[int]]]]) -> None:
+        """The stream of program points, in batches as a loader decodes them."""
         table = self.table
-        key_of = table.key
         depth = self.depth
+        boundary = table.workspace_keys and depth == 1
+        for batch in batches:
+            if boundary:
+                self._fold_boundary(batch)
+            else:
+                self._fold(((table.key(stack, depth), stack, values) for stack, values in batch))
+
+    def _fold_boundary(self, batch: Iterable[tuple[Sequence[int], Sequence[int]]]) -> None:
+        """The hot loop (workspace keys, depth 1), with the key search inlined:
+        per program point only the frames up to the first workspace frame are
+        looked at, most of them with one list lookup (see FrameTable.passing)."""
+        table = self.table
+        fast = table.fast
+        flags = table.flags
+        joined = table._joined
+
+        def keyed() -> Iterator[tuple[str, Sequence[int], Sequence[int]]]:
+            for stack, values in batch:
+                dependency = None
+                unresolved = False
+                for index in stack:
+                    step = fast[index]
+                    if step is None:
+                        continue
+                    if step is _UNSEEN:
+                        step = table.passing(index)
+                        if step is None:
+                            continue
+                    if step.workspace:
+                        entry = step.entry or dependency
+                        if entry is None:
+                            key = step.workspace[0]
+                        else:
+                            pair = (step.workspace[0], entry)
+                            key = joined.get(pair) or table._join(pair)
+                        if unresolved or step.unresolved_before:
+                            flags[key] = (False, True)
+                        elif key not in flags:
+                            flags[key] = (False, False)
+                        break
+                    if step.dependency is not None:
+                        dependency = step.dependency
+                    if step.unresolved_before:
+                        unresolved = True
+                else:
+                    key = table._boundary_key(stack, 1)
+                yield key, stack, values
+
+        self._fold(keyed())
+
+    def _fold(self, keyed: Iterable[tuple[str, Sequence[int], Sequence[int]]]) -> None:
+        table = self.table
         sites = self.sites
-        n = len(self.metrics)
-        for stack, values in points:
-            key = key_of(stack, depth)
+        for key, stack, values in keyed:
             site = sites.get(key)
             if site is None:
                 sites[key] = _Site(list(values), stack)
                 continue
-            sums = site.values
-            for i in range(n):
-                sums[i] += values[i]
+            site.values = list(map(add, site.values, values))
             site.points += 1
             rank = values[0]
             if rank > site.best:

@@ -12,8 +12,8 @@ import pytest
 from logscan_crate import Builds, logscan  # noqa: F401  (the session fixture)
 
 from allocgate.boundary import DEPENDENCY, STD, WORKSPACE, Classifier
-from allocgate.profilers.dhat_json import parse_frame
 from allocgate.frames import Frame
+from allocgate.profilers.dhat_json import parse_frame
 from allocgate.profilers.heaptrack_trace import read_heaptrack
 from allocgate.profilers.symbols import Symbolizer, executable_ranges, resolve_frames
 from allocgate.workspace import Workspace, crate_name, guess_workspace, read_workspace

@@ -31,6 +31,7 @@ _MODES = {
 HEAP_METRICS = ("total_bytes", "total_blocks", "peak_bytes", "end_bytes")
 AD_HOC_METRICS = ("total_bytes", "total_blocks")
 _PP_FIELDS = {"total_bytes": "tb", "total_blocks": "tbk", "peak_bytes": "gb", "end_bytes": "eb"}
+_HEAP_FIELDS = ("tb", "tbk", "gb", "eb")
 
 _PPS_RE = re.compile(rb'"pps"\s*:\s*\[')
 _PPS_END_RE = re.compile(rb"\}\s*\]")
@@ -93,7 +94,7 @@ def _load(path: Path, data: bytes, options: FoldOptions) -> Profile:
     table = frame_table(frames, options, str(rest.get("cmd", "")))
     folder = Folder(table, metrics, options.depth)
     fields = tuple(_PP_FIELDS[m] for m in metrics)
-    folder.add_all(_program_points(path, data, pps_start, body_end, fields, len(frames)))
+    folder.add_batches(_program_points(path, data, pps_start, body_end, fields, len(frames)))
     totals = folder.totals()
     if any(type(v) is not int for v in totals.values()):
         _find_non_integer(path, data, pps_start, body_end, fields)
@@ -121,9 +122,9 @@ def _load(path: Path, data: bytes, options: FoldOptions) -> Profile:
 
 def _program_points(
     path: Path, data: bytes, start: int, end: int, fields: tuple[str, ...], nframes: int
-) -> Iterator[tuple[list[int], list[int]]]:
-    """The program points, validated, as (frame indices, metric values): decoded
-    a slice of the array at a time, so memory follows the slice, not the file."""
+) -> Iterator[list[tuple[list[int], list[int]]]]:
+    """The program points, validated, as (frame indices, metric values), one
+    batch per slice of the array: memory follows the slice, not the file."""
     seen = 0
     for chunk in _chunks(data, start, end):
         pps = _decode(path, chunk, what="program points")
@@ -137,19 +138,39 @@ def _program_points(
             # for 0 or 1 (bool is an int), so its mere presence is an error.
             if b"true" in chunk or b"false" in chunk:
                 raise TypeError
-            checked = []
-            for pp in pps:
-                values = [pp[f] for f in fields]
-                fs = pp["fs"]
-                # The comparisons also refuse strings and nulls (TypeError).
-                if min(values) < 0 or max(fs) >= nframes or (check_signs and min(fs) < 0):
-                    raise ValueError
-                checked.append((fs, values))
+            checked: list[tuple[list[int], list[int]]] = []
+            append = checked.append
+            if fields == _HEAP_FIELDS:
+                # The common case, spelled out: a heap profile's four counters.
+                for pp in pps:
+                    tb = pp["tb"]
+                    tbk = pp["tbk"]
+                    gb = pp["gb"]
+                    eb = pp["eb"]
+                    fs = pp["fs"]
+                    # The comparisons also refuse strings and nulls (TypeError).
+                    if (
+                        tb < 0
+                        or tbk < 0
+                        or gb < 0
+                        or eb < 0
+                        or max(fs) >= nframes
+                        or (check_signs and min(fs) < 0)
+                    ):
+                        raise ValueError
+                    append((fs, [tb, tbk, gb, eb]))
+            else:
+                for pp in pps:
+                    values = [pp[f] for f in fields]
+                    fs = pp["fs"]
+                    if min(values) < 0 or max(fs) >= nframes or (check_signs and min(fs) < 0):
+                        raise ValueError
+                    append((fs, values))
         except (KeyError, TypeError, ValueError, IndexError):
             problem, position = _first_bad_pp(pps, fields, nframes)
             raise ProfileError(f"{path}: program point {seen + position}: {problem}") from None
         seen += len(pps)
-        yield from checked
+        yield checked
 
 
 def _first_bad_pp(pps: list[Any], fields: tuple[str, ...], nframes: int) -> tuple[str, int]:

@@ -26,6 +26,7 @@ def profile_json(profile: Profile, sites: Sequence[Callsite]) -> bytes:
             {
                 "key": s.key,
                 "outside": s.outside,
+                "unresolved": s.unresolved,
                 "location": s.location,
                 "points": s.points,
                 "stack": list(s.stack),
