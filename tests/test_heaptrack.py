@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from conftest import require_tools
 
 from allocgate.errors import ProfileError, WorkloadError
 from allocgate.profilers.demangle import demangle
@@ -306,8 +307,7 @@ def test_tiny_trace_exact_numbers() -> None:
 
 @pytest.mark.heaptrack
 def test_tiny_trace_agrees_with_heaptrack_print() -> None:
-    if shutil.which("heaptrack_print") is None:
-        pytest.skip("heaptrack_print is not installed")
+    require_tools("heaptrack_print")
     printed = subprocess.run(
         ["heaptrack_print", "-f", str(TINY)], check=True, capture_output=True, text=True
     ).stdout
@@ -499,9 +499,7 @@ def test_missing_zstd_is_a_workload_error(tmp_path: Path, monkeypatch: pytest.Mo
 @pytest.mark.cargo
 @pytest.mark.heaptrack
 def test_real_heaptrack_run(tmp_path: Path) -> None:
-    for tool in ("cargo", "heaptrack", "heaptrack_print"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
+    require_tools("cargo", "heaptrack", "heaptrack_print")
     crate = tmp_path / "leaky"
     shutil.copytree(WORKLOADS / "leaky", crate)
     crate.chmod(0o755)
