@@ -253,12 +253,7 @@ class FrameTable:
                 if not names:
                     entry = step.entry or dependency
                     unresolved = unresolved or step.unresolved_before
-                for name in step.workspace:
-                    if not names or names[-1] != name:
-                        names.append(name)
-                        if len(names) == depth:
-                            break
-                if len(names) == depth:
+                if _extend(names, step.workspace, depth):
                     break
                 continue
             if names:
@@ -266,9 +261,7 @@ class FrameTable:
             unresolved = unresolved or step.unresolved_before
             if step.dependency is not None:
                 dependency = step.dependency
-            for i, candidate in enumerate(step.fallback):
-                if candidate is not None and fallback[i] is None:
-                    fallback[i] = candidate
+            _first(fallback, step.fallback)
         if names:
             key = KEY_SEPARATOR.join(names)
             if entry is not None:
@@ -286,17 +279,10 @@ class FrameTable:
         fallback: list[str | None] = [None, None, None]
         for index in stack:
             step = steps[index] or self.step(index)
-            for name in step.user:
-                if not names or names[-1] != name:
-                    names.append(name)
-                    if len(names) == depth:
-                        break
-            if len(names) == depth:
+            if _extend(names, step.user, depth):
                 break
             if not names:
-                for i, candidate in enumerate(step.fallback):
-                    if candidate is not None and fallback[i] is None:
-                        fallback[i] = candidate
+                _first(fallback, step.fallback)
         if names:
             key = KEY_SEPARATOR.join(names)
             self.flags.setdefault(key, (False, False))
@@ -361,6 +347,24 @@ class FrameTable:
             if len(out) == limit:
                 break
         return tuple(out)
+
+
+def _extend(names: list[str], more: Iterable[str], depth: int) -> bool:
+    """Appends names (consecutive repeats dropped) until there are ``depth``;
+    whether there are."""
+    for name in more:
+        if not names or names[-1] != name:
+            names.append(name)
+            if len(names) == depth:
+                return True
+    return False
+
+
+def _first(found: list[str | None], candidates: Iterable[str | None]) -> None:
+    """Keeps, per position, the first name seen."""
+    for i, candidate in enumerate(candidates):
+        if candidate is not None and found[i] is None:
+            found[i] = candidate
 
 
 class _Site:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import require_tools
 from logscan_crate import Builds, logscan  # noqa: F401  (the session fixture)
 
 from allocgate.boundary import DEPENDENCY, STD, WORKSPACE, Classifier
@@ -21,17 +20,9 @@ from allocgate.workspace import Workspace, crate_name, guess_workspace, read_wor
 pytestmark = pytest.mark.cargo
 
 
-def _need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        if os.environ.get("ALLOCGATE_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"{tool} is not installed, and ALLOCGATE_REQUIRE_TOOLS=1 requires it")
-        pytest.skip(f"{tool} is not installed")
-
-
 @pytest.fixture(scope="module")
 def valgrind_frames(logscan: Builds, tmp_path_factory: pytest.TempPathFactory) -> list[Frame]:  # noqa: F811
-    _need("valgrind")
-    _need("llvm-symbolizer")
+    require_tools("valgrind", "llvm-symbolizer")
     import orjson
 
     out = tmp_path_factory.mktemp("vg") / "dhat.json"
@@ -53,8 +44,7 @@ def valgrind_frames(logscan: Builds, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="module")
 def heaptrack_frames(logscan: Builds, tmp_path_factory: pytest.TempPathFactory) -> list[Frame]:  # noqa: F811
-    _need("heaptrack")
-    _need("llvm-symbolizer")
+    require_tools("heaptrack", "llvm-symbolizer")
     base = tmp_path_factory.mktemp("ht") / "trace"
     subprocess.run(
         ["heaptrack", "-o", str(base), str(logscan("base").binary), "2000"],

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, RunCli
+from conftest import RunCli, require_tools, run_cli
 from logscan_crate import REGISTRY, Builds, Variant, logscan  # noqa: F401
 
 from allocgate.boundary import name_crate
@@ -34,16 +32,9 @@ LINES = "3000"
 TOP = 5
 
 
-def _need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        if os.environ.get("ALLOCGATE_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"{tool} is not installed, and ALLOCGATE_REQUIRE_TOOLS=1 requires it")
-        pytest.skip(f"{tool} is not installed")
-
-
 def _profile_run(profiler: str, binary: Path, out: Path) -> Path:
     if profiler == "valgrind-dhat":
-        _need("valgrind")
+        require_tools("valgrind")
         target = out / "dhat.json"
         argv = [
             "valgrind",
@@ -55,7 +46,7 @@ def _profile_run(profiler: str, binary: Path, out: Path) -> Path:
         ]
         subprocess.run(argv, capture_output=True, check=True, timeout=300)
         return target
-    _need("heaptrack")
+    require_tools("heaptrack")
     base = out / "trace"
     argv = ["heaptrack", "-o", str(base), str(binary), LINES]
     subprocess.run(argv, capture_output=True, check=True, timeout=300)
@@ -70,7 +61,7 @@ Profiled = Callable[[str, str], Profile]
 def profiled(logscan: Builds, tmp_path_factory: pytest.TempPathFactory) -> Profiled:  # noqa: F811
     """``profiled(profiler, variant)``: the variant run once under the profiler and
     folded with workspace keys and names from its binary."""
-    _need("llvm-symbolizer")
+    require_tools("llvm-symbolizer")
     cache: dict[tuple[str, str], Profile] = {}
 
     def get(profiler: str, variant: str) -> Profile:
@@ -253,21 +244,10 @@ def _config(variant: Variant, baseline: Path, features: tuple[str, ...] = ()) ->
 
 
 def _cli(variant: Variant, *args: str | os.PathLike[str]) -> tuple[int, str, str]:
-    """The CLI in a subprocess, building into the session's shared target directory."""
-    env = variant.env()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env["PYTHONIOENCODING"] = "utf-8"
-    proc = subprocess.run(
-        [sys.executable, "-m", "allocgate.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        env=env,
-        timeout=900,
-        check=False,
-    )
-    return proc.returncode, proc.stdout, proc.stderr
+    """The CLI, building into the session's shared cargo target directory."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CARGO_TARGET_DIR", str(variant.target_dir))
+        return run_cli(*args)
 
 
 @pytest.fixture(scope="module")
@@ -276,8 +256,8 @@ def blessed(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, Path]:
     """The base variant blessed through the CLI: (config, baseline)."""
-    _need("heaptrack")
-    _need("llvm-symbolizer")
+    require_tools("heaptrack")
+    require_tools("llvm-symbolizer")
     base = logscan("base")
     work = tmp_path_factory.mktemp("cli")
     baseline = work / "allocgate-baseline.yml"
