@@ -241,6 +241,8 @@ class Classifier:
         self.workspace = workspace
         self.crates = workspace.crates if workspace is not None else frozenset()
         self.skip = skip
+        self._kinds: dict[str, int | None] = {}
+        self._paths: dict[str, str] = {}
         root = workspace.root if workspace is not None else None
         self.root = (str(root).rstrip("/") + "/") if root is not None else None
         # dhat-rs trims paths to three components: scan-core/src/lib.rs.
@@ -283,6 +285,14 @@ class Classifier:
         """WORKSPACE, DEPENDENCY or STD when the path alone says so, else None."""
         if not file:
             return None
+        # Many frames share a file: each is judged once.
+        try:
+            return self._kinds[file]
+        except KeyError:
+            kind = self._kinds[file] = self._path_kind(file)
+            return kind
+
+    def _path_kind(self, file: str) -> int | None:
         if _STD_PATH_RE.search(file):
             return STD
         if file.startswith("/rust/deps/"):
@@ -313,6 +323,12 @@ class Classifier:
         return self.path(frame.file) + (f":{frame.line}" if frame.line else "")
 
     def path(self, file: str) -> str:
+        found = self._paths.get(file)
+        if found is None:
+            found = self._paths[file] = self._path(file)
+        return found
+
+    def _path(self, file: str) -> str:
         m = _STD_PATH_RE.search(file)
         if m is not None:
             rest = m.group("rest") or m.group("short")

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from operator import add
 from pathlib import Path
 from typing import Any
 
@@ -177,8 +176,9 @@ class FrameTable:
         entry = dependency = None
         first: list[str | None] = [None, None, None]
         unresolved = False
+        classify = self.classifier.facts
         for frame in chain:
-            facts = self.facts(frame)
+            facts = classify(frame)
             kind = facts.kind
             if kind == PLUMBING:
                 continue
@@ -398,82 +398,74 @@ class Folder:
         self.add_batches((points,))
 
     def add_batches(self, batches: Iterable[Iterable[tuple[Sequence[int], Sequence[int]]]]) -> None:
-        """The stream of program points, in batches as a loader decodes them."""
+        """The stream of program points, in batches as a loader decodes them.
+
+        The hot loop of every loader. With workspace keys at depth 1 the key
+        search is inlined: per program point only the frames up to the first
+        workspace frame are looked at, most with one list lookup (see
+        FrameTable.passing)."""
         table = self.table
         depth = self.depth
-        boundary = table.workspace_keys and depth == 1
-        for batch in batches:
-            if boundary:
-                self._fold_boundary(batch)
-            else:
-                self._fold(((table.key(stack, depth), stack, values) for stack, values in batch))
-
-    def _fold_boundary(self, batch: Iterable[tuple[Sequence[int], Sequence[int]]]) -> None:
-        """The hot loop (workspace keys, depth 1), with the key search inlined:
-        per program point only the frames up to the first workspace frame are
-        looked at, most of them with one list lookup (see FrameTable.passing)."""
-        table = self.table
+        inline = table.workspace_keys and depth == 1
         fast = table.fast
         flags = table.flags
         joined = table._joined
-
-        def keyed() -> Iterator[tuple[str, Sequence[int], Sequence[int]]]:
+        sites = self.sites
+        metric_range = range(len(self.metrics))
+        for batch in batches:
             for stack, values in batch:
-                dependency = None
-                unresolved = False
-                for index in stack:
-                    step = fast[index]
-                    if step is None:
-                        continue
-                    if step is _UNSEEN:
-                        step = table.passing(index)
+                if inline:
+                    dependency = None
+                    unresolved = False
+                    for index in stack:
+                        step = fast[index]
                         if step is None:
                             continue
-                    if step.workspace:
-                        entry = step.entry or dependency
-                        if entry is None:
-                            key = step.workspace[0]
-                        else:
-                            pair = (step.workspace[0], entry)
-                            key = joined.get(pair) or table._join(pair)
-                        if unresolved or step.unresolved_before:
-                            flags[key] = (False, True)
-                        elif key not in flags:
-                            flags[key] = (False, False)
-                        break
-                    if step.dependency is not None:
-                        dependency = step.dependency
-                    if step.unresolved_before:
-                        unresolved = True
+                        if step is _UNSEEN:
+                            step = table.passing(index)
+                            if step is None:
+                                continue
+                        if step.workspace:
+                            entry = step.entry or dependency
+                            if entry is None:
+                                key = step.workspace[0]
+                            else:
+                                pair = (step.workspace[0], entry)
+                                key = joined.get(pair) or table._join(pair)
+                            if unresolved or step.unresolved_before:
+                                flags[key] = (False, True)
+                            elif key not in flags:
+                                flags[key] = (False, False)
+                            break
+                        if step.dependency is not None:
+                            dependency = step.dependency
+                        if step.unresolved_before:
+                            unresolved = True
+                    else:
+                        key = table._boundary_key(stack, 1)
                 else:
-                    key = table._boundary_key(stack, 1)
-                yield key, stack, values
-
-        self._fold(keyed())
-
-    def _fold(self, keyed: Iterable[tuple[str, Sequence[int], Sequence[int]]]) -> None:
-        table = self.table
-        sites = self.sites
-        for key, stack, values in keyed:
-            site = sites.get(key)
-            if site is None:
-                sites[key] = _Site(list(values), stack)
-                continue
-            site.values = list(map(add, site.values, values))
-            site.points += 1
-            rank = values[0]
-            if rank > site.best:
-                site.best = rank
-                site.stack = stack
-                site.fingerprint = None
-            elif rank == site.best:
-                mine = table.fingerprint(stack)
-                theirs = site.fingerprint
-                if theirs is None:
-                    theirs = site.fingerprint = table.fingerprint(site.stack)
-                if mine > theirs:
+                    key = table.key(stack, depth)
+                site = sites.get(key)
+                if site is None:
+                    sites[key] = _Site(list(values), stack)
+                    continue
+                sums = site.values
+                for i in metric_range:
+                    sums[i] += values[i]
+                site.points += 1
+                rank = values[0]
+                if rank > site.best:
+                    site.best = rank
                     site.stack = stack
-                    site.fingerprint = mine
+                    site.fingerprint = None
+                elif rank == site.best:
+                    mine = table.fingerprint(stack)
+                    theirs = site.fingerprint
+                    if theirs is None:
+                        theirs = site.fingerprint = table.fingerprint(site.stack)
+                    if mine > theirs:
+                        site.stack = stack
+                        site.fingerprint = mine
 
     @property
     def points(self) -> int:
