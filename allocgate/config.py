@@ -14,7 +14,7 @@ from allocgate.callsites import KEYS, FoldOptions
 from allocgate.compare import GateSettings
 from allocgate.errors import ConfigError
 from allocgate.metrics import METRIC_NAMES, METRICS
-from allocgate.quantities import Tolerance, parse_duration, parse_tolerance
+from allocgate.quantities import DEFAULT, Tolerance, parse_duration, parse_tolerance
 from allocgate.settings import DEFAULT_BASELINE
 from allocgate.yaml_doc import parse_yaml
 
@@ -34,7 +34,7 @@ _SETTING_KEYS = {
     "keys",
 }
 _WORKLOAD_KEYS = _SETTING_KEYS | {"manifest", "bin", "example", "args", "env", "cwd"}
-_TOP_KEYS = {"baseline", "defaults", "workloads"}
+_TOP_KEYS = {"baseline", "defaults", "require_reason", "workloads"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,8 @@ class Config:
     path: Path
     baseline: Path
     workloads: dict[str, WorkloadConfig]
+    require_reason: bool = False
+    """Fail `check` when a PR changes the baseline without a recorded reason."""
 
     def select(self, names: Sequence[str]) -> list[WorkloadConfig]:
         """The named workloads (all when none are named), in a stable order."""
@@ -148,6 +150,9 @@ def parse_config(path: Path, doc: Any) -> Config:
     baseline = doc.get("baseline", DEFAULT_BASELINE)
     if not isinstance(baseline, str) or not baseline:
         raise where.error("baseline", f"expected a file path, got {baseline!r}")
+    require_reason = doc.get("require_reason", False)
+    if not isinstance(require_reason, bool):
+        raise where.error("require_reason", f"expected true or false, got {require_reason!r}")
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, Mapping):
         raise where.error("defaults", "expected a mapping")
@@ -165,7 +170,9 @@ def parse_config(path: Path, doc: Any) -> Config:
         if not isinstance(name, str) or not name or any(c in name for c in "/\\\0\n"):
             raise where.error(f"workloads.{name}", "expected a plain workload name")
         result[name] = _workload(where, root, name, entry, defaults)
-    return Config(path=path, baseline=(root / baseline), workloads=result)
+    return Config(
+        path=path, baseline=(root / baseline), workloads=result, require_reason=require_reason
+    )
 
 
 def _workload(
@@ -340,8 +347,8 @@ def _tolerance(where: _Where, key: str, metric: str, spec: Any) -> Tolerance:
     try:
         return parse_tolerance(
             metric,
-            spec.get("relative"),
-            spec.get("absolute"),
+            spec.get("relative", DEFAULT),
+            spec.get("absolute", DEFAULT),
             relative_what=f"{key}.relative",
             absolute_what=f"{key}.absolute",
         )
