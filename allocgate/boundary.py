@@ -245,6 +245,7 @@ class Classifier:
         self._paths: dict[str, str] = {}
         root = workspace.root if workspace is not None else None
         self.root = (str(root).rstrip("/") + "/") if root is not None else None
+        self.root_name = root.name if root is not None else None
         # dhat-rs trims paths to three components: scan-core/src/lib.rs.
         self.member_dirs: dict[str, str] = {}
         if workspace is not None:
@@ -344,6 +345,8 @@ class Classifier:
             member = self.member_dirs.get(head)
             if member is not None and rest.startswith("src/"):
                 return f"{member}/{rest}"
+            if head == self.root_name and rest.startswith("src/"):
+                return rest
         return file
 
 

@@ -162,8 +162,11 @@ def test_classifier_uses_paths_then_names(logscan: Builds) -> None:  # noqa: F81
         "serde_json-1.0.87/src/map.rs:1",
         "alloc/src/alloc.rs:95",
     ]
-    # dhat-rs keeps three path components; the member directory completes them.
+    # dhat-rs keeps three path components; the member directory completes them,
+    # and the root package's own directory name is dropped.
     assert classifier.path("scan-core/src/record.rs") == "crates/scan-core/src/record.rs"
+    root_package = Classifier(Workspace(frozenset({"threads"}), Path("/w/threads"), (".",)))
+    assert root_package.path("threads/src/main.rs") == "src/main.rs"
     assert (
         classifier.path(
             "/home/u/.cargo/registry/src/index.crates.io-6f17d22bba15001f/regex-1.7.1/src/lib.rs"
