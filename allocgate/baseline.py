@@ -6,6 +6,7 @@ through that module.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,13 @@ class WorkloadBaseline:
     (`allocgate.bless_record`). One flat mapping of strings, written sorted."""
 
     @classmethod
-    def from_profile(cls, name: str, profile: Profile, keep: int) -> WorkloadBaseline:
+    def from_profile(
+        cls,
+        name: str,
+        profile: Profile,
+        keep: int,
+        provenance: Mapping[str, str] | None = None,
+    ) -> WorkloadBaseline:
         return cls(
             name=name,
             profiler=profile.profiler,
@@ -46,6 +53,7 @@ class WorkloadBaseline:
             mode=profile.mode,
             units=dict(profile.units) if profile.mode != "heap" else {},
             keys=profile.keys,
+            provenance=dict(provenance or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
