@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,7 +149,7 @@ class FrameTable:
         self.fast: list[Any] = [_UNSEEN] * len(frames)
         self.flags: dict[str, tuple[bool, bool]] = {}
         self._joined: dict[tuple[str, str], str] = {}
-        self._facts: dict[Frame, FrameFacts] = {}
+        self._facts: dict[tuple[str, str | None], FrameFacts] = {}
         self._prints: list[int | None] = [None] * len(frames)
 
     def chain(self, index: int) -> tuple[Frame, ...]:
@@ -157,9 +157,12 @@ class FrameTable:
         return self.expanded[index] if self.expanded is not None else (self.frames[index],)
 
     def facts(self, frame: Frame) -> FrameFacts:
-        found = self._facts.get(frame)
+        # What a frame is depends on its function and file only: the same
+        # function at other lines and addresses is classified once.
+        key = (frame.function, frame.file)
+        found = self._facts.get(key)
         if found is None:
-            found = self._facts[frame] = self.classifier.facts(frame)
+            found = self._facts[key] = self.classifier.facts(frame)
         return found
 
     def step(self, index: int) -> _Step:
@@ -176,7 +179,7 @@ class FrameTable:
         entry = dependency = None
         first: list[str | None] = [None, None, None]
         unresolved = False
-        classify = self.classifier.facts
+        classify = self.facts
         for frame in chain:
             facts = classify(frame)
             kind = facts.kind
@@ -253,7 +256,7 @@ class FrameTable:
                 if not names:
                     entry = step.entry or dependency
                     unresolved = unresolved or step.unresolved_before
-                if _extend(names, step.workspace, depth):
+                if extend_names(names, step.workspace, depth):
                     break
                 continue
             if names:
@@ -279,7 +282,7 @@ class FrameTable:
         fallback: list[str | None] = [None, None, None]
         for index in stack:
             step = steps[index] or self.step(index)
-            if _extend(names, step.user, depth):
+            if extend_names(names, step.user, depth):
                 break
             if not names:
                 _first(fallback, step.fallback)
@@ -349,7 +352,7 @@ class FrameTable:
         return tuple(out)
 
 
-def _extend(names: list[str], more: Iterable[str], depth: int) -> bool:
+def extend_names(names: list[str], more: Iterable[str], depth: int) -> bool:
     """Appends names (consecutive repeats dropped) until there are ``depth``;
     whether there are."""
     for name in more:
@@ -383,11 +386,20 @@ class _Site:
 class Folder:
     """Sums a stream of program points into callsites."""
 
-    def __init__(self, table: FrameTable, metrics: Sequence[str], depth: int) -> None:
+    def __init__(
+        self,
+        table: FrameTable,
+        metrics: Sequence[str],
+        depth: int,
+        fingerprint: Callable[[Sequence[int]], int] | None = None,
+    ) -> None:
         self.table = table
         self.metrics = tuple(metrics)
         self.depth = depth
         self.sites: dict[str, _Site] = {}
+        self.fingerprint = fingerprint or table.fingerprint
+        """Breaks ties between equally large points; a loader whose stacks stand
+        for longer ones brings its own (see stack_tree)."""
 
     def add(self, stack: Sequence[int], values: Sequence[int]) -> None:
         """One program point: ``values`` in the order of ``metrics``; first is the rank."""
@@ -411,6 +423,7 @@ class Folder:
         flags = table.flags
         joined = table._joined
         sites = self.sites
+        fingerprint = self.fingerprint
         metric_range = range(len(self.metrics))
         for batch in batches:
             for stack, values in batch:
@@ -459,10 +472,10 @@ class Folder:
                     site.stack = stack
                     site.fingerprint = None
                 elif rank == site.best:
-                    mine = table.fingerprint(stack)
+                    mine = fingerprint(stack)
                     theirs = site.fingerprint
                     if theirs is None:
-                        theirs = site.fingerprint = table.fingerprint(site.stack)
+                        theirs = site.fingerprint = fingerprint(site.stack)
                     if mine > theirs:
                         site.stack = stack
                         site.fingerprint = mine

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from allocgate.callsites import Folder
 from allocgate.errors import WorkloadError
 from allocgate.process import Finished, require_tool, tail
 from allocgate.profile import Profile
 from allocgate.profilers.base import check_exit, run_workload
 from allocgate.profilers.heaptrack_trace import read_heaptrack
 from allocgate.profilers.symbols import frame_table
+from allocgate.stack_tree import TreeFold, fold_tree
 
 if TYPE_CHECKING:
     from allocgate.callsites import FoldOptions
@@ -54,19 +54,25 @@ def load_heaptrack(path: Path, options: FoldOptions) -> Profile:
     """Reads a heaptrack trace and folds its allocation sites into callsites."""
     data = read_heaptrack(path)
     table = frame_table(data.frames, options, data.command)
-    folder = Folder(table, HEAPTRACK_METRICS, options.depth)
-    folder.add_all(
+    # Sites share their outer frames: fold the trace tree node by node, never
+    # spelling out a whole stack (deep recursion would make that quadratic).
+    fold = TreeFold(data.tree.frames, data.tree.parents, table, options.depth)
+    folder = fold_tree(
+        fold,
         (
-            point.stack,
             (
-                point.total_bytes,
-                point.total_blocks,
-                point.peak_bytes,
-                point.end_bytes,
-                point.temporary_blocks,
-            ),
-        )
-        for point in data.points
+                point.node,
+                (
+                    point.total_bytes,
+                    point.total_blocks,
+                    point.peak_bytes,
+                    point.end_bytes,
+                    point.temporary_blocks,
+                ),
+            )
+            for point in data.points
+        ),
+        HEAPTRACK_METRICS,
     )
     return Profile(
         source=str(path),
