@@ -8,9 +8,12 @@ is missing from a run counts as 0 there, so a site that only sometimes appears
 has a range from 0 and is flagged, not hidden.
 
 Two measurements differ on a metric only when their ranges are apart by more
-than the tolerance (relative AND absolute): the current lowest value above the
-recorded highest (growth), or the current highest below the recorded lowest
-(shrinkage). With one run on each side this is the plain value-to-value rule.
+than the tolerance (relative AND absolute) and by more than the site's own
+swing: the current lowest value above the recorded highest (growth), or the
+current highest below the recorded lowest (shrinkage). The swing counts because
+a few runs rarely see a noisy site's extremes: a site seen to swing by W can
+swing by W again the next time. With one run on each side, or a site that never
+varied, this is the plain value-to-value rule.
 """
 
 from __future__ import annotations
@@ -64,13 +67,19 @@ def median(values: Sequence[int]) -> int:
 
 
 def grew(tolerance: Tolerance, recorded: Span, current: Span) -> bool:
-    """True when every current run is above the recorded range by more than the tolerance."""
-    return tolerance.exceeded_by(recorded.high, current.low)
+    """Every current run is above the recorded range by more than the tolerance and the swing."""
+    apart = current.low - recorded.high
+    return tolerance.exceeded_by(recorded.high, current.low) and apart > _swing(recorded, current)
 
 
 def shrank(tolerance: Tolerance, recorded: Span, current: Span) -> bool:
-    """True when every current run is below the recorded range by more than the tolerance."""
-    return tolerance.improved_by(recorded.low, current.high)
+    """Every current run is below the recorded range by more than the tolerance and the swing."""
+    apart = recorded.low - current.high
+    return tolerance.improved_by(recorded.low, current.high) and apart > _swing(recorded, current)
+
+
+def _swing(recorded: Span, current: Span) -> int:
+    return max(recorded.width, current.width)
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,9 @@ def _values(profile: Profile) -> dict[str, dict[str, int]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profiler", choices=("valgrind-dhat", "heaptrack"), default="valgrind-dhat")
+    parser.add_argument(
+        "--profiler", choices=("valgrind-dhat", "heaptrack"), default="valgrind-dhat"
+    )
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--profiles", help="a glob of profiles to read instead of running")
     parser.add_argument("--metric", default="total_bytes")

@@ -30,21 +30,23 @@ def test_median(values: list[int], expected: int) -> None:
     assert median(values) == expected
 
 
-# Recorded range 100_000..120_000. The tolerance allows 5% of the high edge
-# (6_000) and at least 1 KiB: growth counts only past 126_000.
+# Recorded range 100_000..104_000 (a swing of 4_000). The tolerance allows 5% of
+# the high edge (5_200) and at least 1 KiB: growth counts only past 109_200.
+NARROW = Span(100_000, 104_000)
 GROWTH = [
-    (Span.point(120_000), False),  # at the edge
-    (Span.point(126_000), False),  # exactly the tolerance past it: not more than
-    (Span.point(126_001), True),  # one byte more
+    (Span.point(104_000), False),  # at the edge
+    (Span.point(109_200), False),  # exactly the tolerance past it: not more than
+    (Span.point(109_201), True),  # one byte more
     (Span(100_000, 130_000), False),  # one of the current runs is still in range
-    (Span(126_001, 130_000), True),  # every current run left the range
+    (Span(109_201, 113_000), True),  # every current run left the range, by more than its swing
+    (Span(109_201, 115_000), False),  # ... but not by more than the check's own swing (5_799)
     (Span.point(60_000), False),
 ]
 
 
 @pytest.mark.parametrize(("current", "expected"), GROWTH)
 def test_growth_is_judged_from_the_high_edge(current: Span, expected: bool) -> None:
-    assert grew(TOL, Span(100_000, 120_000), current) is expected
+    assert grew(TOL, NARROW, current) is expected
 
 
 SHRINK = [
@@ -58,7 +60,29 @@ SHRINK = [
 
 @pytest.mark.parametrize(("current", "expected"), SHRINK)
 def test_shrinkage_is_judged_from_the_low_edge(current: Span, expected: bool) -> None:
-    assert shrank(TOL, Span(100_000, 120_000), current) is expected
+    assert shrank(TOL, NARROW, current) is expected
+
+
+# A site that swung by 25% between the bless runs (three or four per-thread caches
+# of 240 KiB): a fifth cache is as likely as the fourth was, a 30% growth is not.
+WIDE = Span(720_000, 960_000)
+
+
+@pytest.mark.parametrize(
+    ("current", "growth", "shrinkage"),
+    [
+        (Span.point(1_200_000), False, False),  # the swing again (+25%): not more than it
+        (Span.point(1_200_001), True, False),
+        (Span.point(1_248_000), True, False),  # +30% of the high edge
+        (Span.point(480_000), False, False),  # one cache fewer than the fewest seen
+        (Span.point(479_999), False, True),
+    ],
+)
+def test_a_site_must_also_move_by_more_than_its_swing(
+    current: Span, growth: bool, shrinkage: bool
+) -> None:
+    assert grew(TOL, WIDE, current) is growth
+    assert shrank(TOL, WIDE, current) is shrinkage
 
 
 def test_absolute_tolerance_keeps_small_sites_quiet() -> None:
