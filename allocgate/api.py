@@ -11,8 +11,9 @@ from pathlib import Path
 
 from allocgate.baseline import Baseline, WorkloadBaseline
 from allocgate.baseline_file import read_baseline, update_baseline
-from allocgate.compare import compare
+from allocgate.compare import GateSettings, compare, recorded_count
 from allocgate.config import Config, WorkloadConfig, load_config
+from allocgate.envelope import Span, Swing, merge_spans, swings
 from allocgate.errors import AllocgateError, BaselineError, ConfigError
 from allocgate.load import load_profile, sniff
 from allocgate.process import Progress
@@ -40,12 +41,6 @@ class BlessOutcome:
     path: Path
     old: dict[str, WorkloadBaseline]
     new: dict[str, WorkloadBaseline]
-
-
-def recorded_count(top: int) -> int:
-    """How many callsites a baseline keeps: enough that a site climbing from rank
-    N+1 is compared against its old value rather than reported as new."""
-    return max(3 * top, top + 10)
 
 
 def shard(workloads: Sequence[WorkloadConfig], k: int, n: int) -> list[WorkloadConfig]:
@@ -105,10 +100,23 @@ def judge(w: WorkloadConfig, measurement: Measurement, baseline: Baseline) -> Wo
         comparison=comparison,
         profiles=measurement.kept,
         runs=measurement.runs,
-        spread=measurement.spread if measurement.runs > 1 else {},
-        nondeterministic=measurement.nondeterministic,
+        baseline_runs=entry.runs,
+        swings=tuple(nondeterministic(entry, measurement.profile, w.gate)),
         seconds=seconds,
     )
+
+
+def nondeterministic(entry: WorkloadBaseline, current: Profile, gate: GateSettings) -> list[Swing]:
+    """The sites whose gated metrics varied between the bless's runs or this check's,
+    each with the whole range seen on both, widest swing first."""
+    keep = recorded_count(gate.top)
+    keys = [s.key for s in entry.callsites] + [s.key for s in current.top(keep, gate.rank_metric)]
+    spans: dict[str, dict[str, Span]] = {}
+    for key in dict.fromkeys(keys):
+        merged = merge_spans(entry.spans.get(key, {}), current.spans.get(key, {}))
+        if merged:
+            spans[key] = merged
+    return swings(spans, gate.metrics)
 
 
 def check_workload(w: WorkloadConfig, runner: Runner, baseline: Baseline) -> WorkloadResult:
@@ -137,7 +145,15 @@ def outcome_of(results: Sequence[WorkloadResult], settings: Settings, config: Co
 
 
 def baseline_entry(w: WorkloadConfig, measurement: Measurement) -> WorkloadBaseline:
-    return WorkloadBaseline.from_profile(w.name, measurement.profile, recorded_count(w.gate.top))
+    return WorkloadBaseline.from_profile(
+        w.name, measurement.profile, recorded_count(w.gate.top), w.gate.metrics
+    )
+
+
+def bless_runs(w: WorkloadConfig) -> int:
+    """A bless measures at least ``bless_runs`` times, so the baseline holds each
+    site's noise envelope, not one run's luck."""
+    return max(w.runs, w.bless_runs)
 
 
 def record(path: Path, entries: dict[str, WorkloadBaseline]) -> BlessOutcome:
@@ -160,7 +176,10 @@ def bless(settings: Settings, run_with: Runner | None = None) -> BlessOutcome:
         raise ConfigError("--workload and --baseline go with --profile; name workloads instead")
     config = load(settings)
     measure = run_with or runner(settings)
-    entries = {w.name: baseline_entry(w, measure.measure(w)) for w in selected(config, settings)}
+    entries = {
+        w.name: baseline_entry(w, measure.measure(w, bless_runs(w)))
+        for w in selected(config, settings)
+    }
     return record(config.baseline, entries)
 
 

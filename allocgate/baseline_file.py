@@ -13,11 +13,14 @@ from allocgate import profilers
 from allocgate.atomic import atomic_write
 from allocgate.baseline import Baseline, WorkloadBaseline
 from allocgate.callsites import Callsite, sort_callsites
+from allocgate.envelope import Span
 from allocgate.errors import BaselineError
 from allocgate.metrics import METRIC_NAMES
 from allocgate.yaml_doc import parse_yaml
 
-VERSION = 1
+VERSION = 2
+"""Version 2 added the noise envelope (``runs``, ``range``, ``totals_range``)."""
+READABLE_VERSIONS = (1, 2)
 HEADER = """\
 # allocgate baseline: the heap allocations each workload is allowed.
 # Written by `allocgate bless`; do not edit by hand. After an intended change,
@@ -54,8 +57,20 @@ def _validate(path: Path, doc: Any) -> Baseline:
     if unknown:
         raise _fail(path, sorted(map(str, unknown))[0], "unknown key")
     version = doc.get("version")
-    if version != VERSION or type(version) is not int:
-        raise _fail(path, "version", f"unsupported baseline version {version!r} (expected 1)")
+    if type(version) is int and version > VERSION:
+        raise _fail(
+            path,
+            "version",
+            f"baseline version {version} was written by a newer allocgate (this one reads "
+            f"versions {READABLE_VERSIONS[0]}–{VERSION}); upgrade allocgate",
+        )
+    if version not in READABLE_VERSIONS or type(version) is not int:
+        raise _fail(
+            path,
+            "version",
+            f"unsupported baseline version {version!r} (expected one of "
+            f"{', '.join(map(str, READABLE_VERSIONS))})",
+        )
     workloads = doc.get("workloads") or {}
     if not isinstance(workloads, dict):
         raise _fail(path, "workloads", "expected a mapping of workload names")
@@ -87,7 +102,7 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
     where = f"workloads.{name}"
     if not isinstance(entry, dict):
         raise _fail(path, where, "expected a mapping")
-    allowed = {"profiler", "depth", "mode", "units", "totals", "callsites"}
+    allowed = {"profiler", "depth", "runs", "mode", "units", "totals", "totals_range", "callsites"}
     for key in entry:
         if key not in allowed:
             raise _fail(path, f"{where}.{key}", "unknown key")
@@ -114,6 +129,11 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
     if unknown:
         raise _fail(path, f"{where}.totals.{sorted(map(str, unknown))[0]}", "unknown metric")
     total_values = _metrics(path, f"{where}.totals", totals, required=True)
+    runs = entry.get("runs", 1)
+    if type(runs) is not int or runs < 1:
+        raise _fail(path, f"{where}.runs", f"expected a positive integer, got {runs!r}")
+    total_spans = _ranges(path, f"{where}.totals_range", entry.get("totals_range"), total_values)
+    spans: dict[str, dict[str, Span]] = {}
     sites = entry.get("callsites") or []
     if not isinstance(sites, list):
         raise _fail(path, f"{where}.callsites", "expected a list")
@@ -124,7 +144,7 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         if not isinstance(site, dict):
             raise _fail(path, at, "expected a mapping with 'key' and metrics")
         for key in site:
-            if key not in ("key", "at", *METRIC_NAMES):
+            if key not in ("key", "at", "range", *METRIC_NAMES):
                 raise _fail(path, f"{at}.{key}", "unknown key")
         key = site.get("key")
         if not isinstance(key, str) or not key:
@@ -137,7 +157,11 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
             raise _fail(
                 path, f"{at}.at", f"expected a string like 'src/main.rs:90', got {location!r}"
             )
-        callsites.append(Callsite(key, _metrics(path, at, site, required=True), location))
+        values = _metrics(path, at, site, required=True)
+        ranges = _ranges(path, f"{at}.range", site.get("range"), values)
+        if ranges:
+            spans[key] = ranges
+        callsites.append(Callsite(key, values, location))
     callsites = sort_callsites(callsites, "total_bytes")
     return WorkloadBaseline(
         name=name,
@@ -147,7 +171,31 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         depth=depth,
         mode=mode,
         units=dict(units),
+        runs=runs,
+        spans=spans,
+        total_spans=total_spans,
     )
+
+
+def _ranges(path: Path, where: str, doc: Any, values: Mapping[str, int]) -> dict[str, Span]:
+    """``{metric: [low, high]}`` around each metric's value; absent is no range (zero width)."""
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise _fail(path, where, "expected a mapping of metric to [low, high]")
+    spans: dict[str, Span] = {}
+    for metric, pair in doc.items():
+        if metric not in values:
+            raise _fail(path, f"{where}.{metric}", "a range for a metric without a value")
+        ok = isinstance(pair, list) and len(pair) == 2 and all(type(v) is int for v in pair)
+        if not ok or not 0 <= pair[0] <= values[metric] <= pair[1]:
+            raise _fail(
+                path,
+                f"{where}.{metric}",
+                f"expected [low, high] with 0 <= low <= {values[metric]} <= high, got {pair!r}",
+            )
+        spans[metric] = Span(pair[0], pair[1])
+    return spans
 
 
 def _dump(value: Any) -> str:

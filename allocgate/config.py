@@ -28,6 +28,7 @@ _SETTING_KEYS = {
     "metrics",
     "threshold",
     "runs",
+    "bless_runs",
     "timeout",
     "depth",
     "skip",
@@ -51,6 +52,9 @@ class WorkloadConfig:
     cargo_profile: str = "profiling"
     features: tuple[str, ...] = ()
     runs: int = 1
+    """Runs per check; the median is compared, the range judged."""
+    bless_runs: int = 3
+    """Runs per bless at least, so the baseline records each site's noise envelope."""
     timeout: float = 600.0
     gate: GateSettings = field(default_factory=GateSettings)
     fold: FoldOptions = field(default_factory=FoldOptions)
@@ -190,6 +194,8 @@ def _workload(
     args, env, cwd = _args(where, at, entry), _env(where, at, entry), _cwd(where, root, at, entry)
     key, runs = setting("runs", 1)
     runs = _positive(where, key, runs)
+    key, bless_runs = setting("bless_runs", 3)
+    bless_runs = _positive(where, key, bless_runs)
     key, timeout = setting("timeout", "10m")
     try:
         timeout_s = parse_duration(timeout, what=key)
@@ -207,6 +213,7 @@ def _workload(
         cargo_profile=cargo_profile,
         features=features,
         runs=runs,
+        bless_runs=bless_runs,
         timeout=timeout_s,
         gate=_gate(where, setting),
         fold=_fold(where, setting),

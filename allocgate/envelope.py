@@ -56,6 +56,10 @@ class Span:
     def contains(self, value: int) -> bool:
         return self.low <= value <= self.high
 
+    def union(self, other: Span) -> Span:
+        """The smallest span holding both."""
+        return Span(min(self.low, other.low), max(self.high, other.high))
+
 
 def median(values: Sequence[int]) -> int:
     """The middle value (the lower-middle mean for an even count), an integer like the inputs."""
@@ -144,6 +148,14 @@ def swings(spans: Mapping[str, Mapping[str, Span]], metrics: Sequence[str]) -> l
                 break
     found.sort(key=lambda item: (item[0], -item[1].span.width, -item[1].span.high, item[1].key))
     return [swing for _, swing in found]
+
+
+def merge_spans(a: Mapping[str, Span], b: Mapping[str, Span]) -> dict[str, Span]:
+    """Per metric, the smallest span holding both sides' (a metric on one side only is kept)."""
+    merged = dict(a)
+    for metric, span in b.items():
+        merged[metric] = merged[metric].union(span) if metric in merged else span
+    return merged
 
 
 def spans_of(sites: Iterable[SiteRuns], metrics: Sequence[str]) -> dict[str, dict[str, Span]]:

@@ -186,14 +186,15 @@ class WorkloadItem(pytest.Item):
     def setup(self) -> None:
         # Could-not-evaluate problems surface here, so pytest reports an error,
         # not a failure; only a real regression fails in runtest().
-        from allocgate.api import baseline_entry, judge
+        from allocgate.api import baseline_entry, bless_runs, judge
         from allocgate.baseline_file import read_baseline
         from allocgate.errors import AllocgateError
 
         state = self.config.stash[_SESSION]
         w = self.workload
         try:
-            measurement: Measurement = state.runner.measure(w)
+            runs = bless_runs(w) if state.bless else None
+            measurement: Measurement = state.runner.measure(w, runs)
         except AllocgateError as exc:
             self._keep_error(str(exc))
             pytest.fail(f"allocgate: {exc}", pytrace=False)

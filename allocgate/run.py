@@ -27,9 +27,8 @@ class Measurement:
     """A workload's profile (the median of its runs) and how the runs varied."""
 
     profile: Profile
+    """The runs combined: per-callsite medians and the ranges they spanned."""
     runs: int
-    spread: dict[str, list[int]] = field(default_factory=dict)
-    nondeterministic: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -47,7 +46,9 @@ class Runner:
         self.builder = Builder(self.progress)
         self.keep_profiles = keep_profiles
 
-    def measure(self, w: WorkloadConfig) -> Measurement:
+    def measure(self, w: WorkloadConfig, runs: int | None = None) -> Measurement:
+        """Builds ``w`` and runs it ``runs`` times (default: its configured ``runs``)."""
+        n = runs or w.runs
         profiler = profilers.get(w.profiler)
         # Fail before a long build when the profiler itself is missing.
         require_tool("cargo")
@@ -60,8 +61,8 @@ class Runner:
         kept: list[str] = []
         run_time = analyse_time = 0.0
         with tempfile.TemporaryDirectory(prefix="allocgate-") as tmp:
-            for i in range(1, w.runs + 1):
-                counter = f" {i}/{w.runs}" if w.runs > 1 else ""
+            for i in range(1, n + 1):
+                counter = f" {i}/{n}" if n > 1 else ""
                 out = Path(tmp) / f"{w.name}.{i}.{profiler.raw_suffix}"
                 with self.progress.step(f"running {w.name}{counter} under {profiler.name}"):
                     done, raw = profiler.run(w, exe, out)
@@ -80,7 +81,7 @@ class Runner:
                         "remove it from 'metrics'"
                     )
                 if self.keep_profiles is not None:
-                    kept_path = self._keep(raw, w.name, i, w.runs)
+                    kept_path = self._keep(raw, w.name, i, n)
                     kept.append(str(kept_path))
                     profile = dataclasses.replace(profile, source=str(kept_path))
                 else:
@@ -91,12 +92,9 @@ class Runner:
             from allocgate.render.text import NO_DEBUG_INFO_HINT
 
             self.progress.note(f"{w.name}: {NO_DEBUG_INFO_HINT}")
-        combined, spread, unstable = combine_runs(profiles)
         return Measurement(
-            profile=combined,
+            profile=combine_runs(profiles),
             runs=len(profiles),
-            spread=spread,
-            nondeterministic=unstable,
             kept=tuple(kept),
             seconds=seconds,
         )

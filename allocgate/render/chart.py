@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 from allocgate.compare import Comparison
+from allocgate.escape import mermaid_label
 from allocgate.metrics import METRICS
-
-_LABEL_RE = re.compile(r"[^A-Za-z0-9_:. -]")
 
 
 def mermaid_chart(c: Comparison, limit: int = 8) -> str:
@@ -26,11 +23,12 @@ def mermaid_chart(c: Comparison, limit: int = 8) -> str:
                 scale, unit = factor, name
                 break
     else:
-        unit = c.units.get(metric, "blocks")
+        # An ad-hoc profile names its own units: profile text, so a label too.
+        unit = mermaid_label(c.units.get(metric, "blocks"), fallback="units")
     labels = []
     for i, s in enumerate(sites, 1):
         short = s.key.split(" ← ")[0].rsplit("::", 1)[-1]
-        labels.append('"' + (_LABEL_RE.sub("", short)[:24] or f"site {i}") + '"')
+        labels.append('"' + mermaid_label(short, fallback=f"site {i}") + '"')
 
     def series(side: str) -> str:
         return ", ".join(f"{(s.value(metric, side) or 0) / scale:.1f}" for s in sites)

@@ -16,13 +16,13 @@ from markupsafe import Markup
 
 from allocgate.callsites import Callsite
 from allocgate.compare import GONE, IMPROVED, NEW, REGRESSED
+from allocgate.escape import html_text, md_code, md_text
 from allocgate.github.limits import MAX_COMMENT_CHARS
 from allocgate.metrics import METRICS, format_value
 from allocgate.profile import Profile
-from allocgate.render.cells import site_cells
+from allocgate.render.cells import site_cells, site_status, span_text
 from allocgate.render.chart import mermaid_chart
-from allocgate.render.escape import code_span, escape_html, escape_md
-from allocgate.render.text import spread_line, verdict_line
+from allocgate.render.text import LISTED, runs_text, verdict_line
 from allocgate.report import Report
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def _finalize(value: object) -> object:
     # text unless it was made as markup (Markup) where it was built.
     if isinstance(value, Markup):
         return value
-    return escape_md(value)
+    return md_text(value)
 
 
 def _link_target(url: str) -> Markup:
@@ -81,15 +81,21 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["html"] = lambda text: Markup(escape_html(text))
-    env.filters["code"] = lambda text: Markup(code_span(text))
+    env.filters["html"] = lambda text: Markup(html_text(text))
+    env.filters["line"] = lambda text: Markup(md_text(text, line_start=True))
+    env.filters["pre"] = lambda text: Markup(html_text(text, in_pre=True))
+    env.filters["code"] = lambda text: Markup(md_code(text))
     env.filters["link_target"] = _link_target
     env.globals["cells"] = site_cells
     env.globals["mark"] = lambda status: _MARKS.get(status, "")
     env.globals["verdict_mark"] = lambda verdict: _VERDICT_MARKS.get(verdict, "")
     env.globals["chart"] = lambda c: Markup(mermaid_chart(c))
     env.globals["plain_verdict"] = verdict_line
-    env.globals["spread_line"] = spread_line
+    env.globals["status"] = site_status
+    env.globals["span"] = span_text
+    env.globals["runs_text"] = runs_text
+    env.globals["listed"] = LISTED
+    env.globals["title"] = lambda metric: METRICS[metric].title
     return env
 
 
@@ -132,7 +138,7 @@ def report_markdown(report: Report, ctx: MarkdownContext | None = None) -> str:
 
 def profile_markdown(profile: Profile, sites: Sequence[Callsite], metric: str) -> str:
     lines = [
-        f"**{escape_md(profile.source)}** — {escape_md(profile.profiler)}, "
+        f"**{md_text(profile.source)}** — {md_text(profile.profiler)}, "
         f"{profile.points:,} program points",
         "",
         f"| # | callsite | {METRICS[metric].title} | blocks | at |",
@@ -140,8 +146,8 @@ def profile_markdown(profile: Profile, sites: Sequence[Callsite], metric: str) -
     ]
     for i, s in enumerate(sites, 1):
         lines.append(
-            f"| {i} | {escape_md(s.key)} | {format_value(metric, s.metrics.get(metric, 0), profile.units)}"
-            f" | {format_value('total_blocks', s.metrics.get('total_blocks', 0), profile.units)}"
-            f" | {escape_md(s.location or '?')} |"
+            f"| {i} | {md_code(s.key)} | {md_text(format_value(metric, s.metrics.get(metric, 0), profile.units))}"
+            f" | {md_text(format_value('total_blocks', s.metrics.get('total_blocks', 0), profile.units))}"
+            f" | {md_code(s.location or '?')} |"
         )
     return "\n".join(lines) + "\n"
