@@ -54,7 +54,8 @@ def profile_text(profile: Profile, sites: Sequence[Callsite], metric: str) -> st
     lines = [head, f"totals: {totals}", "", *_table(rows, {0, 1, 2})]
     if not profile.symbolized:
         lines += ["", NO_DEBUG_INFO_HINT]
-    return "\n".join(lines) + "\n"
+    # Units and names come from the profile: no line of ours may be split by one.
+    return "\n".join(one_line(line) for line in lines) + "\n"
 
 
 NO_DEBUG_INFO_HINT = (
@@ -93,7 +94,8 @@ def comparison_text(result: WorkloadResult) -> str:
             lines.append("  " + extra)
     if result.profiles:
         lines.append("  raw profiles: " + ", ".join(one_line(p) for p in result.profiles))
-    return "\n".join(lines) + "\n"
+    # Units and names come from the profile: no line of ours may be split by one.
+    return "\n".join(one_line(line) for line in lines) + "\n"
 
 
 # A mark per metric that moved: "!" regressed, "-" improved, "+" new, "x" gone.
