@@ -155,7 +155,7 @@ def noise_line(result: WorkloadResult) -> str | None:
     if not result.swings:
         if result.runs == 1 and result.baseline_runs == 1:
             return None
-        return f"no gated callsite varied between runs ({runs})"
+        return f"deterministic: every gated callsite had the same value in every run ({runs})"
     units = c.units if c is not None else {}
     return varied_text(result.swings, runs, units)
 
