@@ -36,6 +36,9 @@ class WorkloadBaseline:
     """Per callsite key and gated metric, the range the runs spanned (only those
     that varied; a site or metric without one is a zero-width range)."""
     total_spans: dict[str, Span] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
+    """What made this entry: the toolchain's facts and, for a bless, who and why
+    (`allocgate.bless_record`). One flat mapping of strings, written sorted."""
 
     @classmethod
     def from_profile(
@@ -67,6 +70,8 @@ class WorkloadBaseline:
         if self.mode != "heap":
             entry["mode"] = self.mode
             entry["units"] = dict(sorted(self.units.items()))
+        if self.provenance:
+            entry["provenance"] = dict(sorted(self.provenance.items()))
         entry["totals"] = dict(sorted(self.totals.items()))
         if self.total_spans:
             entry["totals_range"] = _ranges(self.total_spans)
