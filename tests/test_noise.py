@@ -333,3 +333,6 @@ def test_a_huge_name_is_cut_in_text_and_markdown_but_whole_in_json(tmp_path: Pat
     assert "…" in md
     doc = json.loads(report.to_json())
     assert doc["workloads"][0]["comparison"]["sites"][0]["key"] == huge
+    failed = Report((WorkloadResult("w", error=f"cannot fold {huge}"),))
+    assert len(report_markdown(failed)) < 5_000
+    assert "…" in report_markdown(failed)

@@ -58,12 +58,17 @@ class MarkdownContext:
     """The baseline as the reader should commit it (relative to the config)."""
 
 
+_TEXT_LIMIT = 2000
+"""Characters of one value (an error message, say) shown in the comment; names are cut
+at 200 where they are made code."""
+
+
 def _finalize(value: object) -> object:
     # Escaping by default: every value a template prints is literal markdown
     # text unless it was made as markup (Markup) where it was built.
     if isinstance(value, Markup):
         return value
-    return md_text(value)
+    return md_text(value, _TEXT_LIMIT)
 
 
 def _link_target(url: str) -> Markup:
