@@ -42,6 +42,8 @@ class AllocgateSession:
         self.results: dict[str, WorkloadResult] = {}
         self.blessed: dict[str, dict[str, Any]] = {}
         self.bless_notes: list[str] = []
+        self.unexplained: tuple[str, ...] = ()
+        """Workloads re-baselined in this PR without a reason, when reasons are required."""
         self._config: Config | None = None
         self._runner: Runner | None = None
 
@@ -98,7 +100,15 @@ class AllocgateSession:
             ]
         # A blessed workload was measured, not judged: it has no verdict to report.
         judged = [r for n, r in self.results.items() if n not in self.blessed]
-        api.write_reports(api.outcome_of(judged, self.settings, config), self.settings)
+        outcome = api.outcome_of(judged, self.settings, config)
+        api.write_reports(outcome, self.settings)
+        self.bless_notes += [f"warning: {note}" for note in outcome.notes]
+        self.unexplained = outcome.report.unexplained
+        if self.unexplained:
+            self.bless_notes.append(
+                "require_reason: the baseline changed in this pull request without a reason "
+                f"for {', '.join(self.unexplained)}"
+            )
 
     # ---- hooks (this object is registered as a plugin)
 
@@ -114,6 +124,9 @@ class AllocgateSession:
         except AllocgateError as exc:
             self.bless_notes.append(f"error: {exc}")
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+            return
+        if self.unexplained and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or not self.results:

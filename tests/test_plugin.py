@@ -620,3 +620,46 @@ def test_cli_and_plugin_write_the_same_reports(
         return timings.sub(rb"\1T", text)
 
     assert without_timings("cli.json") == without_timings("py.json")
+
+
+@pytest.mark.cargo
+@pytest.mark.valgrind
+def test_a_rebaselined_pr_without_a_reason_fails_with_require_reason(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_tools("git")
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+            cwd=project.path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    project.run("--allocgate", "--allocgate-bless").assert_outcomes(passed=1)
+    git("init", "-q", "-b", "main")
+    git("add", ".")
+    git("commit", "-qm", "base")
+    base = git("rev-parse", "HEAD")
+    project.configure(orders="2600")
+    config = project.path / "allocgate.yml"
+    config.write_text("require_reason: true\n" + config.read_text())
+    project.run("--allocgate", "--allocgate-bless").assert_outcomes(passed=1)
+    event = project.path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"number": 5, "base": {"sha": base}}}))
+    summary = project.path / "summary.md"
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+
+    result = project.run("--allocgate")
+
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["require_reason: the baseline changed in this pull request without a reason for orders"]
+    )
+    assert "### ❌ Baseline changed in this PR" in summary.read_text(encoding="utf-8")
+    no_traceback(result)
