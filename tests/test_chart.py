@@ -67,7 +67,7 @@ def test_labels_cannot_break_out_of_the_chart() -> None:
     c = compare("w", _profile({evil: 4096}), _profile({evil: 8192}), GateSettings())
     chart = mermaid_chart(c)
     x_axis = chart.splitlines()[3]
-    assert x_axis == '  x-axis ["a init: theme: dark  bar"]'  # and cut at 24
+    assert x_axis == '  x-axis ["a init: theme: dark bar…"]'  # and cut at 24
     assert chart.count("\n") == 7
     assert "%%" not in chart
 
