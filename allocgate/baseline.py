@@ -6,7 +6,7 @@ through that module.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,12 @@ class WorkloadBaseline:
 
     @classmethod
     def from_profile(
-        cls, name: str, profile: Profile, keep: int, ranged: Sequence[str] = ()
+        cls,
+        name: str,
+        profile: Profile,
+        keep: int,
+        provenance: Mapping[str, str] | None = None,
+        ranged: Sequence[str] = (),
     ) -> WorkloadBaseline:
         """The top ``keep`` sites of ``profile``, with the ranges of the ``ranged`` metrics."""
         sites = tuple(profile.callsites[:keep])
@@ -62,6 +67,7 @@ class WorkloadBaseline:
             runs=profile.runs,
             spans={k: v for k, v in spans.items() if v},
             total_spans={m: v for m, v in profile.total_spans.items() if m in ranged},
+            provenance=dict(provenance or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -161,8 +161,17 @@ _SESSION = pytest.StashKey[AllocgateSession]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("allocgate", default=False):
-        state = AllocgateSession(config)
+    # --allocgate-bless alone means: run the workloads to bless them.
+    if config.getoption("allocgate", default=False) or config.getoption(
+        "allocgate_bless", default=False
+    ):
+        from allocgate.errors import AllocgateError
+
+        try:
+            state = AllocgateSession(config)
+        except AllocgateError as exc:
+            # A bad option or ini value: one line, like pytest's own usage errors.
+            raise pytest.UsageError(f"allocgate: {exc}") from None
         config.stash[_SESSION] = state
         # Registered as a plugin: its hook methods see every report, including
         # the ones xdist workers send to the controller.
@@ -177,8 +186,9 @@ class WorkloadFile(pytest.File):
 
         state = self.config.stash[_SESSION]
         try:
-            config = state.load()
-            workloads = config.select(state.settings.workloads)
+            from allocgate import api
+
+            workloads = api.selected(state.load(), state.settings)
         except AllocgateError as exc:
             raise self.CollectError(f"allocgate: {exc}") from None
         for w in workloads:
@@ -206,6 +216,12 @@ class WorkloadItem(pytest.Item):
         state = self.config.stash[_SESSION]
         w = self.workload
         try:
+            if not state.bless:
+                # Before the build: a missing or mismatched baseline entry stops here.
+                from allocgate.api import bless_command, preflight
+
+                baseline = read_baseline(state.load().baseline)
+                preflight([w], baseline, bless_command(state.settings, [w.name]))
             runs = bless_runs(w) if state.bless else None
             measurement: Measurement = state.runner.measure(w, runs)
         except AllocgateError as exc:
@@ -217,11 +233,6 @@ class WorkloadItem(pytest.Item):
             self.blessed = baseline_entry(w, measurement)
             self.result = WorkloadResult(w.name, error=None, profiles=measurement.kept)
             return
-        try:
-            baseline = read_baseline(state.load().baseline)
-        except AllocgateError as exc:
-            self._keep_error(str(exc))
-            pytest.fail(f"allocgate: {exc}", pytrace=False)
         self.result = judge(w, measurement, baseline)
         if self.result.error is not None:
             pytest.fail(f"allocgate: {self.result.error}", pytrace=False)
@@ -233,9 +244,14 @@ class WorkloadItem(pytest.Item):
 
     def runtest(self) -> None:
         if self.result is not None and self.result.verdict == "regressed":
+            from allocgate.api import bless_command
             from allocgate.render.text import comparison_text
 
-            raise RegressionFound(comparison_text(self.result))
+            state = self.config.stash[_SESSION]
+            hint = bless_command(state.settings, [self.workload.name])
+            raise RegressionFound(
+                comparison_text(self.result) + f"If the growth is intended: {hint}\n"
+            )
 
     def repr_failure(
         self,

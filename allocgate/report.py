@@ -37,6 +37,8 @@ class WorkloadResult:
     check), widest swing first, each with the whole range seen."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of each step (build, run, analyse)."""
+    warnings: tuple[str, ...] = ()
+    """Things that do not change the verdict but explain it (a toolchain that changed)."""
 
     @property
     def verdict(self) -> str:
@@ -58,6 +60,7 @@ class WorkloadResult:
                 for w in self.swings
             ],
             "seconds": self.seconds,
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -75,6 +78,7 @@ class WorkloadResult:
                 for w in d.get("nondeterministic") or ()
             ),
             seconds=dict(d.get("seconds") or {}),
+            warnings=tuple(d.get("warnings") or ()),
         )
 
 

@@ -23,11 +23,13 @@ from allocgate.profile import Profile
 from allocgate.render.baseline_section import markdown_section
 from allocgate.render.cells import site_cells, site_status, span_text
 from allocgate.render.chart import mermaid_chart
-from allocgate.render.text import LISTED, runs_text, verdict_line
+from allocgate.render.text import LISTED, bless_hint, runs_text, verdict_line
 from allocgate.report import Report
 
 if TYPE_CHECKING:
     import jinja2
+
+    from allocgate.annotations import ActionsContext
 
 COMMENT_LIMIT = MAX_COMMENT_CHARS
 
@@ -56,6 +58,27 @@ class MarkdownContext:
     bless_command: str = "allocgate bless"
     baseline_file: str = "allocgate-baseline.yml"
     """The baseline as the reader should commit it (relative to the config)."""
+    links: ActionsContext | None = None
+    """Where the repository is: locations link to their line at the PR's head."""
+
+
+def command_markup(command: str) -> Markup:
+    """A command to copy: a code span when it is plain, else escaped text (a code
+    span shows `@name` and `#1` literally, but they are still in the raw body)."""
+    if re.fullmatch(r"[\w .:/=+-]+", command):
+        return Markup(md_code(command))
+    return Markup(md_text(command))
+
+
+def location_markup(location: str | None, links: ActionsContext | None) -> Markup:
+    """A callsite's location, linked to its line at the head commit when possible."""
+    if not location:
+        return Markup("")
+    where = links.locate(location) if links is not None else None
+    url = links.blob_url(where) if links is not None and where is not None else None
+    if url is None:
+        return Markup(md_code(location))
+    return Markup(f"[{md_code(location)}]({_link_target(url)})")
 
 
 _TEXT_LIMIT = 2000
@@ -130,6 +153,12 @@ def report_markdown(report: Report, ctx: MarkdownContext | None = None) -> str:
             ),
             limit_rows=limit_rows,
             show_stacks=stacks,
+            location=lambda loc: location_markup(loc, ctx.links),
+            bless=command_markup(
+                bless_hint(
+                    ctx.bless_command, [r.name for r in report.results if r.verdict == "regressed"]
+                )
+            ),
             regressed_count=sum(r.verdict == "regressed" for r in report.results),
             error_count=sum(r.verdict == "error" for r in report.results),
         )

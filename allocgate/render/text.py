@@ -93,6 +93,7 @@ def comparison_text(result: WorkloadResult) -> str:
     for extra in (good_news(c), beyond_line(c), noise_line(result)):
         if extra:
             lines.append("  " + extra)
+    lines += [f"  warning: {one_line(w)}" for w in result.warnings]
     if result.profiles:
         lines.append("  raw profiles: " + ", ".join(one_line(p) for p in result.profiles))
     # Units and names come from the profile: no line of ours may be split by one.
@@ -195,6 +196,13 @@ def verdict_line(c: Comparison) -> str:
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         return f"{workload}: REGRESSED — {what}; grew: {shown}"
     return f"{workload}: within budget — {what}"
+
+
+def bless_hint(command: str, names: Sequence[str]) -> str:
+    """``allocgate bless a b`` or ``pytest --allocgate-bless --allocgate-workload a …``."""
+    if command.startswith("pytest"):
+        return command + "".join(f" --allocgate-workload {n}" for n in names)
+    return " ".join([command, *names])
 
 
 def report_text(report: Report) -> str:
