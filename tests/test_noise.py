@@ -6,6 +6,7 @@ one consistent statement about non-deterministic sites."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def test_runs_combine_into_medians_and_ranges() -> None:
 
 def test_bless_writes_version_2_with_ranges_of_gated_metrics(tmp_path: Path) -> None:
     path = tmp_path / "allocgate-baseline.yml"
-    entry = WorkloadBaseline.from_profile("w", blessed_runs(), 15, ("total_bytes",))
+    entry = WorkloadBaseline.from_profile("w", blessed_runs(), 15, ranged=("total_bytes",))
     update_baseline(path, {"w": entry})
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert doc["version"] == VERSION == 2
@@ -148,7 +149,7 @@ def test_bad_ranges_are_refused(tmp_path: Path, ranges: str, message: str) -> No
 
 
 def baseline_profile() -> Profile:
-    entry = WorkloadBaseline.from_profile("w", blessed_runs(), 15, ("total_bytes",))
+    entry = WorkloadBaseline.from_profile("w", blessed_runs(), 15, ranged=("total_bytes",))
     return entry.as_profile("baseline")
 
 
@@ -234,7 +235,7 @@ def test_a_site_that_grew_beyond_the_top_n_is_named_not_gated() -> None:
 
 def test_non_determinism_is_one_statement_on_gated_metrics_only() -> None:
     gate = GateSettings(top=3)
-    entry = WorkloadBaseline.from_profile("w", blessed_runs(), 15, gate.metrics)
+    entry = WorkloadBaseline.from_profile("w", blessed_runs(), 15, ranged=gate.metrics)
     current = profile(RUN_SITES[0])
     swings = nondeterministic(entry, current, gate)
     # 'app::parse' varied only in its peak: not news.
@@ -310,7 +311,14 @@ def test_ad_hoc_unit_strings_stay_out_of_the_chart(hostile_ad_hoc: Path) -> None
     from allocgate.load import load_profile
 
     p = load_profile(hostile_ad_hoc)
-    c = compare("w", p, p, GateSettings(metrics=("total_blocks",)))
+    # Every site grew, so the chart has bars (and the unit on its axis).
+    grown = tuple(
+        dataclasses.replace(s, metrics={m: 2 * v for m, v in s.metrics.items()})
+        for s in p.callsites
+    )
+    c = compare(
+        "w", p, dataclasses.replace(p, callsites=grown), GateSettings(metrics=("total_blocks",))
+    )
     md = report_markdown(Report((WorkloadResult("w", c),)))
     _assert_inert(md)
     chart = md[md.index("```mermaid") :]

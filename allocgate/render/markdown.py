@@ -66,7 +66,8 @@ def command_markup(command: str) -> Markup:
     """A command to copy: a code span when it is plain, else escaped text (a code
     span shows `@name` and `#1` literally, but they are still in the raw body)."""
     if re.fullmatch(r"[\w .:/=+-]+", command):
-        return Markup(md_code(command))
+        # Nothing in it that a code span would show differently: copyable as it is.
+        return Markup(f"`{command}`")
     return Markup(md_text(command))
 
 
