@@ -65,6 +65,8 @@ def selected(config: Config, settings: Settings) -> list[WorkloadConfig]:
     workloads = config.select(settings.workloads)
     if settings.shard is not None:
         workloads = shard(workloads, *settings.shard)
+    if settings.keys is not None:
+        workloads = [replace(w, fold=replace(w.fold, keys=settings.keys)) for w in workloads]
     if settings.tolerances:
         # --threshold (or the pytest ini) wins over the config, metric by metric.
         workloads = [
@@ -146,6 +148,9 @@ def nondeterministic(entry: WorkloadBaseline, current: Profile, gate: GateSettin
 def check_workload(w: WorkloadConfig, runner: Runner, baseline: Baseline) -> WorkloadResult:
     """Measures and judges one workload; one failing workload spoils no other."""
     try:
+        entry = baseline.workloads.get(w.name)
+        if entry is not None and entry.keys != w.fold.keys:
+            raise BaselineError(f"{baseline.path}: {_keys_problem(w, entry.keys)}")
         measurement = runner.measure(w)
     except AllocgateError as exc:
         return WorkloadResult(w.name, error=str(exc))
@@ -170,6 +175,9 @@ def preflight(workloads: Sequence[WorkloadConfig], baseline: Baseline, bless_hin
             problems.append(
                 f"{w.name!r} was blessed under {entry.profiler} but is configured for {w.profiler}"
             )
+        elif entry.keys != w.fold.keys:
+            # Compared, every site would be "new": re-bless instead.
+            problems.append(_keys_problem(w, entry.keys))
     if problems:
         where = baseline.path if baseline.path.exists() else f"{baseline.path} (no such file)"
         raise BaselineError(f"{where}: {'; '.join(problems)}; run `{bless_hint}`")
@@ -214,7 +222,14 @@ def check(settings: Settings, run_with: Runner | None = None) -> Outcome:
 
 def _mismatch(w: WorkloadConfig, baseline: Baseline) -> bool:
     entry = baseline.workloads.get(w.name)
-    return entry is None or entry.profiler != w.profiler
+    return entry is None or entry.profiler != w.profiler or entry.keys != w.fold.keys
+
+
+def _keys_problem(w: WorkloadConfig, blessed: str) -> str:
+    return (
+        f"{w.name!r} was blessed with {blessed} keys but is configured for "
+        f"{w.fold.keys} keys (see `keys:` in allocgate.yml)"
+    )
 
 
 def workflow_commands(outcome: Outcome) -> list[str]:

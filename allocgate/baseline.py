@@ -36,6 +36,9 @@ class WorkloadBaseline:
     """Per callsite key and gated metric, the range the runs spanned (only those
     that varied; a site or metric without one is a zero-width range)."""
     total_spans: dict[str, Span] = field(default_factory=dict)
+    keys: str = "innermost"
+    """How the callsites are keyed; a baseline written before there was a choice
+    holds innermost keys."""
     provenance: dict[str, str] = field(default_factory=dict)
     """What made this entry: the toolchain's facts and, for a bless, who and why
     (`allocgate.bless_record`). One flat mapping of strings, written sorted."""
@@ -67,12 +70,18 @@ class WorkloadBaseline:
             runs=profile.runs,
             spans={k: v for k, v in spans.items() if v},
             total_spans={m: v for m, v in profile.total_spans.items() if m in ranged},
+            keys=profile.keys,
             provenance=dict(provenance or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as plain data, in the shape of the YAML file (for xdist workers)."""
-        entry: dict[str, Any] = {"profiler": self.profiler, "depth": self.depth, "runs": self.runs}
+        entry: dict[str, Any] = {
+            "profiler": self.profiler,
+            "keys": self.keys,
+            "depth": self.depth,
+            "runs": self.runs,
+        }
         if self.mode != "heap":
             entry["mode"] = self.mode
             entry["units"] = dict(sorted(self.units.items()))
@@ -85,6 +94,7 @@ class WorkloadBaseline:
             {
                 "key": s.key,
                 **({"at": s.location} if s.location else {}),
+                **({"outside": True} if s.outside else {}),
                 **dict(sorted(s.metrics.items())),
                 **({"range": _ranges(self.spans[s.key])} if self.spans.get(s.key) else {}),
             }
@@ -107,6 +117,7 @@ class WorkloadBaseline:
             runs=self.runs,
             spans=self.spans,
             total_spans=self.total_spans,
+            keys=self.keys,
         )
 
 

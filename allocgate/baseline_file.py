@@ -12,7 +12,7 @@ import yaml
 from allocgate import profilers
 from allocgate.atomic import atomic_write
 from allocgate.baseline import Baseline, WorkloadBaseline
-from allocgate.callsites import Callsite, sort_callsites
+from allocgate.callsites import KEYS, Callsite, sort_callsites
 from allocgate.envelope import Span
 from allocgate.errors import BaselineError
 from allocgate.metrics import METRIC_NAMES
@@ -109,6 +109,7 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         raise _fail(path, where, "expected a mapping")
     allowed = {
         "profiler",
+        "keys",
         "depth",
         "runs",
         "mode",
@@ -131,6 +132,9 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
     depth = entry.get("depth", 1)
     if type(depth) is not int or depth < 1:
         raise _fail(path, f"{where}.depth", f"expected a positive integer, got {depth!r}")
+    keys = entry.get("keys", "innermost")
+    if keys not in KEYS:
+        raise _fail(path, f"{where}.keys", f"expected one of {', '.join(KEYS)}, got {keys!r}")
     mode = entry.get("mode", "heap")
     if mode not in ("heap", "ad-hoc"):
         raise _fail(path, f"{where}.mode", f"expected 'heap' or 'ad-hoc', got {mode!r}")
@@ -164,7 +168,7 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         if not isinstance(site, dict):
             raise _fail(path, at, "expected a mapping with 'key' and metrics")
         for key in site:
-            if key not in ("key", "at", "range", *METRIC_NAMES):
+            if key not in ("key", "at", "outside", "range", *METRIC_NAMES):
                 raise _fail(path, f"{at}.{key}", "unknown key")
         key = site.get("key")
         if not isinstance(key, str) or not key:
@@ -177,11 +181,14 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
             raise _fail(
                 path, f"{at}.at", f"expected a string like 'src/main.rs:90', got {location!r}"
             )
+        outside = site.get("outside", False)
+        if type(outside) is not bool:
+            raise _fail(path, f"{at}.outside", f"expected true or false, got {outside!r}")
         values = _metrics(path, at, site, required=True)
         ranges = _ranges(path, f"{at}.range", site.get("range"), values)
         if ranges:
             spans[key] = ranges
-        callsites.append(Callsite(key, values, location))
+        callsites.append(Callsite(key, values, location, outside=outside))
     callsites = sort_callsites(callsites, "total_bytes")
     return WorkloadBaseline(
         name=name,
@@ -194,6 +201,7 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         runs=runs,
         spans=spans,
         total_spans=total_spans,
+        keys=keys,
         provenance=dict(provenance),
     )
 

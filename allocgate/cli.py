@@ -57,12 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="the top callsites of one profile")
     show.add_argument("profile", type=Path, metavar="PROFILE")
     add_options(show.add_argument, "top", "metric", "depth", "skip", "format")
+    add_options(show.add_argument, "keys", "workspace", "binary")
 
     diff = sub.add_parser("diff", help="compare two profiles or baselines")
     diff.add_argument("before", type=Path, metavar="BEFORE", help="profile or baseline file")
     diff.add_argument("after", type=Path, metavar="AFTER", help="profile or baseline file")
     add_options(diff.add_argument, "workload", "metric", "top", "threshold", "depth", "skip")
-    add_options(diff.add_argument, "format")
+    add_options(diff.add_argument, "format", "keys", "workspace", "binary")
 
     bless = sub.add_parser(
         "bless", help="build, run and record the baseline (or record it from --profile)"
@@ -77,13 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --profile: the baseline file (default allocgate-baseline.yml)",
     )
     add_options(bless.add_argument, "workload", "top", "depth", "skip", "quiet")
+    add_options(bless.add_argument, "keys", "workspace", "binary")
     add_options(bless.add_argument, "reason", "from-comment", "token-env")
 
     check = sub.add_parser("check", help="build, run and compare workloads with the baseline")
     check.add_argument("workloads", **_WORKLOADS)
     add_options(check.add_argument, "config", "report-json", "report-md", "keep-profiles")
     add_options(check.add_argument, "threshold")
-    add_options(check.add_argument, "shard", "format", "quiet", "comment", *_COMMENT)
+    add_options(check.add_argument, "shard", "format", "quiet", "comment", "keys", *_COMMENT)
     add_options(check.add_argument, "require-reason", "base")
 
     show_baseline = sub.add_parser(
@@ -94,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="build, run and show the top callsites without comparing")
     run.add_argument("workloads", **_WORKLOADS)
-    add_options(run.add_argument, "config", "keep-profiles", "top", "format", "quiet")
+    add_options(run.add_argument, "config", "keep-profiles", "top", "format", "quiet", "keys")
 
     merge = sub.add_parser("merge", help="combine partial (sharded) JSON reports into one")
     merge.add_argument("reports", nargs="+", type=Path, metavar="REPORT")

@@ -65,6 +65,8 @@ class SiteDelta:
     """Per metric that varied between this check's runs, ``[low, high]``."""
     gated: bool = True
     """False for sites beyond the top N: named when they move, never a regression."""
+    outside: bool = False
+    """Keyed outside the workspace (no frame of the user's crates)."""
 
     @property
     def is_regression(self) -> bool:
@@ -171,6 +173,7 @@ def _site_dict(s: SiteDelta) -> dict[str, Any]:
         "stack": list(s.stack),
         "rank": s.rank,
         "gated": s.gated,
+        "outside": s.outside,
     }
 
 
@@ -188,6 +191,7 @@ def _site_from(d: Mapping[str, Any]) -> SiteDelta:
         baseline_range=dict(d.get("baseline_range") or {}),
         current_range=dict(d.get("current_range") or {}),
         gated=bool(d.get("gated", True)),
+        outside=bool(d.get("outside", False)),
     )
 
 
@@ -308,6 +312,7 @@ def compare(
             baseline_range=base.ranges(key, settings.metrics),
             current_range=cur.ranges(key, settings.metrics),
             gated=gated,
+            outside=shown.outside,
         )
 
     deltas = [delta(key, *_judge(key, base, cur, settings)) for key in chosen]

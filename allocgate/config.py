@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from allocgate import profilers
-from allocgate.callsites import FoldOptions
+from allocgate.callsites import KEYS, FoldOptions
 from allocgate.compare import GateSettings
 from allocgate.errors import ConfigError
 from allocgate.metrics import METRIC_NAMES, METRICS
@@ -32,6 +32,7 @@ _SETTING_KEYS = {
     "timeout",
     "depth",
     "skip",
+    "keys",
 }
 _WORKLOAD_KEYS = _SETTING_KEYS | {"manifest", "bin", "example", "args", "env", "cwd"}
 _TOP_KEYS = {"baseline", "defaults", "require_reason", "workloads"}
@@ -317,7 +318,11 @@ def _fold(where: _Where, setting: _Settings) -> FoldOptions:
     key, depth = setting("depth", 1)
     depth = _positive(where, key, depth)
     key, skip = setting("skip", [])
-    return FoldOptions(depth=depth, skip=_strings(where, key, skip))
+    skip_patterns = _strings(where, key, skip)
+    key, keys = setting("keys", "workspace")
+    if keys not in KEYS:
+        raise where.error(key, f"expected one of {', '.join(KEYS)}, got {keys!r}")
+    return FoldOptions(depth=depth, skip=skip_patterns, keys=keys)
 
 
 def _string(where: _Where, key: str, value: Any) -> str:

@@ -20,8 +20,10 @@ from allocgate.profile import Profile
 from allocgate.provenance import Provenance
 from allocgate.provenance import current as current_provenance
 from allocgate.runs import combine_runs
+from allocgate.workspace import read_workspace
 
 if TYPE_CHECKING:
+    from allocgate.callsites import FoldOptions
     from allocgate.config import WorkloadConfig
 
 
@@ -88,6 +90,7 @@ class Runner:
         started = time.monotonic()
         exe = self.builder.executable(w, w.features)
         seconds = {"build": time.monotonic() - started}
+        fold = self.fold_options(w, exe)
         profiles: list[Profile] = []
         kept: list[str] = []
         run_time = analyse_time = 0.0
@@ -100,7 +103,7 @@ class Runner:
                 run_time += done.seconds
                 t0 = time.monotonic()
                 try:
-                    profile = profiler.read(raw, w.fold)
+                    profile = profiler.read(raw, fold)
                 except ProfileError as exc:
                     raise WorkloadError(f"workload {w.name!r}: {exc}") from exc
                 profile = relative_locations(profile, location_root(w.manifest))
@@ -131,6 +134,14 @@ class Runner:
             kept=tuple(kept),
             seconds=seconds,
         )
+
+    def fold_options(self, w: WorkloadConfig, exe: Path) -> FoldOptions:
+        """The workload's fold, with what the build knows: the workspace's crates
+        (``cargo metadata``, once per manifest) and the binary, for its debug info."""
+        workspace = w.fold.workspace
+        if workspace is None and w.fold.keys == "workspace":
+            workspace = read_workspace(w.manifest)
+        return dataclasses.replace(w.fold, workspace=workspace, binary=exe)
 
     def _keep(self, raw: Path, name: str, run: int, runs: int) -> Path:
         assert self.keep_profiles is not None

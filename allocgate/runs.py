@@ -33,6 +33,8 @@ def combine_runs(profiles: Sequence[Profile]) -> Profile:
                 location=representative.location,
                 stack=representative.stack,
                 points=representative.points,
+                outside=representative.outside,
+                unresolved=representative.unresolved,
             )
         )
         varied = {m: site.span(m) for m in first.metrics if site.varied(m)}
@@ -54,6 +56,7 @@ def combine_runs(profiles: Sequence[Profile]) -> Profile:
         runs=len(profiles),
         spans=spans,
         total_spans={m: Span.of(v) for m, v in totals.items() if len(set(v)) > 1},
+        keys=first.keys,
     )
 
 

@@ -125,6 +125,23 @@ _OPTIONS: tuple[Option, ...] = (
         {"type": positive_int, "default": None},
     ),
     Option(
+        "keys",
+        "callsite keys: workspace (the workspace function and the dependency it called; "
+        "default) or innermost (the first frames that are not std)",
+        {"choices": ("workspace", "innermost"), "default": None},
+    ),
+    Option(
+        "workspace",
+        "a bare profile's workspace crates (default: the crate of the profiled binary)",
+        {"metavar": "NAME[,NAME...]", "default": None},
+    ),
+    Option(
+        "binary",
+        "the profiled binary, for names from its debug info (default: the program in the "
+        "profile's command, if it still exists)",
+        {"type": Path, "metavar": "PATH", "default": None},
+    ),
+    Option(
         "skip",
         "treat frames matching REGEX as allocator plumbing (repeatable)",
         {"action": "append", "default": [], "metavar": "REGEX"},
@@ -273,6 +290,12 @@ class Settings:
     tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: MappingProxyType({}))
     depth: int | None = None
     skip: tuple[str, ...] = ()
+    keys: str | None = None
+    """``workspace`` or ``innermost``; None: the config's (default workspace)."""
+    workspace: tuple[str, ...] = ()
+    """show/diff: the bare profile's workspace crates (none: guessed from its command)."""
+    binary: Path | None = None
+    """show/diff: the profiled binary (None: the program in the profile's command)."""
     comment: CommentSettings = field(default_factory=CommentSettings)
     bless: bool = False
     """pytest: measure for the baseline instead of judging."""
@@ -314,10 +337,18 @@ class Settings:
         metrics = self.metrics or ("total_bytes",)
         return GateSettings(metrics=metrics, top=self.top or 5, tolerances=dict(self.tolerances))
 
-    def fold(self, depth: int | None = None) -> FoldOptions:
+    def fold(self, depth: int | None = None, keys: str | None = None) -> FoldOptions:
+        """How a bare profile folds (show, diff, bless --profile)."""
         from allocgate.callsites import FoldOptions
+        from allocgate.workspace import Workspace
 
-        return FoldOptions(depth=self.depth or depth or 1, skip=self.skip)
+        return FoldOptions(
+            depth=self.depth or depth or 1,
+            skip=self.skip,
+            keys=self.keys or keys or "workspace",
+            workspace=Workspace.named(self.workspace) if self.workspace else None,
+            binary=self.binary,
+        )
 
     @classmethod
     def from_args(
@@ -344,6 +375,9 @@ class Settings:
             tolerances=MappingProxyType(_tolerances(get("threshold") or (), metrics or None)),
             depth=get("depth"),
             skip=tuple(get("skip") or ()),
+            keys=get("keys"),
+            workspace=tuple(n for n in (get("workspace") or "").split(",") if n.strip()),
+            binary=get("binary"),
             comment=CommentSettings(
                 post=bool(get("comment", False)),
                 mode=get("comment_mode", "always"),

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from markupsafe import Markup
 
-from allocgate.callsites import Callsite
+from allocgate.callsites import Callsite, display_key
 from allocgate.compare import GONE, IMPROVED, NEW, REGRESSED
 from allocgate.escape import html_text, md_code, md_text
 from allocgate.github.limits import MAX_COMMENT_CHARS
@@ -185,7 +185,7 @@ def profile_markdown(profile: Profile, sites: Sequence[Callsite], metric: str) -
     ]
     for i, s in enumerate(sites, 1):
         lines.append(
-            f"| {i} | {md_code(s.key)} | {md_text(format_value(metric, s.metrics.get(metric, 0), profile.units))}"
+            f"| {i} | {md_code(display_key(s.key, s.outside))} | {md_text(format_value(metric, s.metrics.get(metric, 0), profile.units))}"
             f" | {md_text(format_value('total_blocks', s.metrics.get('total_blocks', 0), profile.units))}"
             f" | {md_code(s.location or '?')} |"
         )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from allocgate.callsites import Callsite
+from allocgate.callsites import Callsite, display_key
 from allocgate.compare import GONE, GREW, IMPROVED, NEW, REGRESSED, Comparison, SiteDelta
 from allocgate.envelope import Swing
 from allocgate.escape import DISPLAY_LIMIT, one_line
@@ -48,7 +48,7 @@ def profile_text(profile: Profile, sites: Sequence[Callsite], metric: str) -> st
                 str(i),
                 format_value(metric, site.metrics.get(metric, 0), units),
                 format_value("total_blocks", site.metrics.get("total_blocks", 0), units),
-                name(site.key),
+                name(display_key(site.key, site.outside)),
                 one_line(site.location or "?", DISPLAY_LIMIT),
             ]
         )
@@ -80,7 +80,7 @@ def comparison_text(result: WorkloadResult) -> str:
                 [
                     _TEXT_MARKS.get(status, ""),
                     status if site is not c.totals else "",
-                    name(site.key) if site is not c.totals else "total",
+                    name(display_key(site.key, site.outside)) if site is not c.totals else "total",
                     cells["baseline"],
                     cells["current"],
                     cells["delta"],
