@@ -1,50 +1,75 @@
-"""HTTP requests with a total deadline, not only a timeout per socket read.
+"""An HTTP adapter whose requests end within a total deadline, body included.
 
-A server that sends one byte every few seconds never trips a read timeout, so
-``requests`` alone would wait for it forever. Each request runs in a daemon
-thread that the caller stops waiting for at the deadline; the thread, blocked
-on a socket nobody reads any more, ends with the process.
+``requests`` only has timeouts per socket operation: a server that sends one
+byte every few seconds never trips them and keeps the caller waiting forever.
+Here each request (headers and body) runs in a daemon thread that the caller
+stops waiting for at the deadline; the thread, blocked on a socket nobody
+reads any more, ends with the process or when the server finally closes.
 """
 
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Mapping
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 
 class DeadlineExceeded(requests.Timeout):
     """No complete answer (headers and body) arrived before the deadline."""
 
 
-def request_within(
-    session: requests.Session, method: str, url: str, seconds: float, **kwargs: Any
-) -> requests.Response:
-    """``session.request(method, url, **kwargs)``, finished within ``seconds`` or raising
-    DeadlineExceeded. The body is read inside the deadline too."""
-    started = time.monotonic()
-    # Reads also time out on their own, so a silent server frees the thread early.
-    kwargs.setdefault("timeout", (min(seconds, 10.0), seconds))
-    kwargs["stream"] = False
-    outcome: dict[str, Any] = {}
-    done = threading.Event()
+class DeadlineAdapter(HTTPAdapter):
+    """Every request sent through it is answered in full within ``seconds``, or raises
+    DeadlineExceeded; each socket read also times out after ``seconds``."""
 
-    def send() -> None:
-        try:
-            outcome["response"] = session.request(method, url, **kwargs)
-        except BaseException as exc:  # handed to the waiting thread, re-raised there
-            outcome["error"] = exc
-        finally:
-            done.set()
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
 
-    worker = threading.Thread(target=send, name=f"allocgate-http-{method}", daemon=True)
-    worker.start()
-    if not done.wait(max(seconds - (time.monotonic() - started), 0.0)):
-        raise DeadlineExceeded(f"no complete answer within {seconds:g} s")
-    error = outcome.get("error")
-    if error is not None:
-        raise error
-    response: requests.Response = outcome["response"]
-    return response
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        seconds = self.seconds
+        if isinstance(timeout, (int, float)):
+            seconds = min(seconds, float(timeout))
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def send() -> None:
+            try:
+                response = HTTPAdapter.send(
+                    self,
+                    request,
+                    stream=stream,
+                    timeout=seconds if timeout is None else timeout,
+                    verify=verify,
+                    cert=cert,
+                    proxies=proxies,
+                )
+                if not stream:
+                    # Read the body here, inside the deadline, not later in Session.send.
+                    response.content  # noqa: B018
+                outcome["response"] = response
+            except BaseException as exc:  # handed to the waiting thread, raised there
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=send, name="allocgate-http", daemon=True)
+        worker.start()
+        if not done.wait(seconds):
+            raise DeadlineExceeded(f"no complete answer within {seconds:g} s", request=request)
+        error = outcome.get("error")
+        if error is not None:
+            raise error
+        response: requests.Response = outcome["response"]
+        return response

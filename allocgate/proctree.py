@@ -102,7 +102,9 @@ class Tail:
         return data.decode("utf-8", errors="replace")
 
 
-_PANIC_RE = re.compile(r"^thread '(?P<thread>[^']*)' panicked at (?P<rest>.*)$")
+# Rust 1.73 moved the message to the lines after the location; newer versions
+# add the thread id: ``thread 'main' (1629) panicked at src/main.rs:55:13:``.
+_PANIC_RE = re.compile(r"^thread '(?P<thread>.*)'(?: \(\d+\))? panicked at (?P<rest>.*)$")
 _OLD_PANIC_RE = re.compile(r"^'(?P<msg>.*)', (?P<loc>\S+:\d+(?::\d+)?)$")
 _PANIC_END_RE = re.compile(
     r"^(?:note: |stack backtrace:|==\d+==|--\d+--|heaptrack |thread '|\s+\d+: )"
