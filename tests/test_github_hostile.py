@@ -118,8 +118,17 @@ def comment(
     )
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "allocgate.cli", "comment", "--report", str(report)]
-        + ["--pr", str(PR), *extra],
+        [
+            sys.executable,
+            "-m",
+            "allocgate.cli",
+            "comment",
+            "--report",
+            str(report),
+            "--pr",
+            str(PR),
+            *extra,
+        ],
         env=env,
         capture_output=True,
         text=True,
