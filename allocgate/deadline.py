@@ -20,6 +20,10 @@ from requests.adapters import HTTPAdapter
 class DeadlineExceeded(requests.Timeout):
     """No complete answer (headers and body) arrived before the deadline."""
 
+    def __init__(self, seconds: float, request: requests.PreparedRequest) -> None:
+        super().__init__(f"no complete answer within {seconds:g} s", request=request)
+        self.seconds = seconds
+
 
 class DeadlineAdapter(HTTPAdapter):
     """Every request sent through it is answered in full within ``seconds``, or raises
@@ -66,8 +70,10 @@ class DeadlineAdapter(HTTPAdapter):
 
         worker = threading.Thread(target=send, name="allocgate-http", daemon=True)
         worker.start()
-        if not done.wait(seconds):
-            raise DeadlineExceeded(f"no complete answer within {seconds:g} s", request=request)
+        # A little past the read timeout, so a silent server still reports a read
+        # timeout (worth a retry) and only a slow one hits the deadline.
+        if not done.wait(seconds * 1.1 + 0.05):
+            raise DeadlineExceeded(seconds, request)
         error = outcome.get("error")
         if error is not None:
             raise error

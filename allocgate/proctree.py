@@ -106,9 +106,10 @@ class Tail:
 # add the thread id: ``thread 'main' (1629) panicked at src/main.rs:55:13:``.
 _PANIC_RE = re.compile(r"^thread '(?P<thread>.*)'(?: \(\d+\))? panicked at (?P<rest>.*)$")
 _OLD_PANIC_RE = re.compile(r"^'(?P<msg>.*)', (?P<loc>\S+:\d+(?::\d+)?)$")
-_PANIC_END_RE = re.compile(
-    r"^(?:note: |stack backtrace:|==\d+==|--\d+--|heaptrack |thread '|\s+\d+: )"
-)
+# What Rust's default hook prints right after the message: it ends a message of
+# several lines. Any other line may be the program's own output (a Drop impl
+# printing during unwinding), so without one of these only the first line counts.
+_PANIC_END_RE = re.compile(r"^(?:note: |stack backtrace:)")
 
 
 class PanicScanner:
@@ -145,7 +146,7 @@ class PanicScanner:
         if self.panic is None and self._partial:
             self._line(bytes(self._partial).decode("utf-8", errors="replace"))
         if self.panic is None and self._head is not None:
-            self._finish()
+            self._finish(first_line_only=True)
         return self.panic
 
     def _keep(self, piece: bytes) -> None:
@@ -155,12 +156,12 @@ class PanicScanner:
 
     def _line(self, line: str) -> None:
         if self._head is not None:
-            if not line.strip() or _PANIC_END_RE.match(line):
+            if _PANIC_END_RE.match(line):
                 self._finish()
-            elif len(self._lines) >= _MAX_PANIC_LINES:
-                # No end in sight: other output follows; the first line is the message.
-                del self._lines[1:]
-                self._finish()
+            elif not self._lines:
+                self._lines.append(line)
+            elif len(self._lines) >= _MAX_PANIC_LINES or not line.strip():
+                self._finish(first_line_only=True)
             else:
                 self._lines.append(line)
             return
@@ -175,10 +176,11 @@ class PanicScanner:
             return
         self._head = (thread, rest[:-1] if rest.endswith(":") else rest)
 
-    def _finish(self) -> None:
+    def _finish(self, first_line_only: bool = False) -> None:
         assert self._head is not None
         thread, location = self._head
-        message = "\n".join(self._lines).strip() or "(no message)"
+        lines = self._lines[:1] if first_line_only else self._lines
+        message = "\n".join(lines).strip() or "(no message)"
         self.panic = Panic(message, location, thread)
 
 
@@ -324,13 +326,16 @@ def run_tree(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     stdout_sink: BinaryIO | None = None,
+    stderr_sink: BinaryIO | None = None,
     scan_panics: bool = True,
+    kill_leftovers: bool = True,
     tail_bytes: int = TAIL_BYTES,
 ) -> TreeResult:
     """Runs ``argv`` to completion or to its deadline and cleans up after it.
 
-    ``stdout_sink`` receives all of stdout (a file, never memory); the result
-    holds bounded tails either way.
+    The sinks receive all of a stream (files, never memory); the result holds
+    bounded tails either way. Without ``kill_leftovers``, processes that outlive
+    a normal exit (a build's compiler server) are left alone and not waited for.
     """
     marker_name = f"ALLOCGATE_RUN_{uuid.uuid4().hex}"
     child_env = dict(os.environ if env is None else env)
@@ -358,14 +363,15 @@ def run_tree(
     scanner = PanicScanner() if scan_panics else None
     timed_out = False
     try:
-        timed_out = _drain(proc, tree, deadline, out, err, stdout_sink, scanner)
+        timed_out = _drain(proc, tree, deadline, out, err, (stdout_sink, stderr_sink), scanner)
         if timed_out:
             tree.kill()
             returncode = proc.wait()
             leftovers: tuple[Leftover, ...] = ()
         else:
             returncode = proc.wait()
-            leftovers = tuple(Leftover(p.pid, p.name) for p in tree.kill())
+            found = tree.kill() if kill_leftovers else []
+            leftovers = tuple(Leftover(p.pid, p.name) for p in found)
     except BaseException:
         tree.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -395,7 +401,7 @@ def _drain(
     deadline: float | None,
     out: Tail,
     err: Tail,
-    sink: BinaryIO | None,
+    sinks: tuple[BinaryIO | None, BinaryIO | None],
     scanner: PanicScanner | None,
 ) -> bool:
     """Reads both pipes until they close; True when the deadline came first.
@@ -439,10 +445,12 @@ def _drain(
                     open_fds -= 1
                 elif key.data == "out":
                     out.feed(data)
-                    if sink is not None:
-                        sink.write(data)
+                    if sinks[0] is not None:
+                        sinks[0].write(data)
                 else:
                     err.feed(data)
+                    if sinks[1] is not None:
+                        sinks[1].write(data)
                     if scanner is not None:
                         scanner.feed(data)
         if deadline is not None:

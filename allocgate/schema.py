@@ -2,8 +2,8 @@
 
 Each check turns a bad value into one error naming the file and the key, so that
 nothing downstream meets a number too long to print, a count too big for JSON,
-a NUL byte on its way into ``execve``, a regex that does not compile or YAML
-nested deeper than the stack. Callers pass the error class of their file kind.
+a NUL byte on its way into ``execve`` or a regex that does not compile. YAML
+documents are read by ``safe_yaml``. Callers pass the error class of their file kind.
 """
 
 from __future__ import annotations
@@ -12,18 +12,12 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
-
-import yaml
+from typing import NoReturn
 
 from allocgate.errors import AllocgateError
 
 MAX_COUNT = 2**63 - 1
 """The largest count or size accepted anywhere: what JSON readers and YAML round-trip."""
-MAX_DIGITS = 40
-"""Longer numbers in YAML are refused before Python's int() sees them."""
-MAX_DEPTH = 100
-"""YAML nested deeper than this is refused before the composer recurses."""
 MAX_REGEX = 1000
 _DECIMAL_RE = re.compile(r"[0-9][0-9_,]{0,30}(?:\.[0-9]{1,30})?", re.ASCII)
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -144,94 +138,6 @@ def regex(pattern: object, error: ErrorType, path: Path | str, key: str) -> re.P
         position = getattr(exc, "pos", None)
         at = f" at position {position}" if position is not None else ""
         fail(error, path, key, f"invalid regular expression {show(pattern)}: {detail}{at}")
-
-
-# ---------------------------------------------------------------- YAML
-
-
-class SafeLoader(yaml.SafeLoader):
-    """``yaml.safe_load`` that refuses what would crash or mislead later.
-
-    Duplicate keys (the last would silently win), unhashable keys (``? [a, b]``),
-    integers longer than MAX_DIGITS (Python's int-to-str limit would raise deep
-    inside a report) and nesting deeper than MAX_DEPTH (the composer recurses).
-    """
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise yaml.composer.ComposerError(
-                    None,
-                    None,
-                    f"nested more than {MAX_DEPTH} levels deep",
-                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
-                )
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
-def _construct_mapping(loader: SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    result: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                "a mapping key must be a plain value, not a list or mapping",
-                key_node.start_mark,
-            ) from None
-        if key in result:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {show(key)}", key_node.start_mark
-            )
-        result[key] = loader.construct_object(value_node, deep=True)
-    return result
-
-
-def _construct_int(loader: SafeLoader, node: yaml.ScalarNode) -> int:
-    digits = sum(c.isalnum() for c in str(node.value))
-    if digits > MAX_DIGITS:
-        raise yaml.constructor.ConstructorError(
-            None, None, f"the number has {digits} digits (at most {MAX_DIGITS})", node.start_mark
-        )
-    value = yaml.SafeLoader.construct_yaml_int(loader, node)
-    assert isinstance(value, int)
-    return value
-
-
-SafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-SafeLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-
-
-def load_yaml(path: Path | str, source: str, error: ErrorType) -> Any:
-    """The YAML document in ``source``; every problem one error naming file:line:column."""
-    try:
-        return yaml.load(source, Loader=SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise error(f"{where}: invalid YAML: {' '.join(problem.split())}") from None
-    except yaml.reader.ReaderError as exc:
-        char = exc.character
-        shown = f"#x{char:04x}" if isinstance(char, int) else show(char)
-        raise error(
-            f"{path}: invalid YAML: unacceptable character {shown} at position {exc.position}"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise error(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
-    except RecursionError:
-        raise error(f"{path}: invalid YAML: nested too deeply") from None
 
 
 # ---------------------------------------------------------------- JSON profiles

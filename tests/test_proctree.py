@@ -222,3 +222,26 @@ def test_panic_from_a_real_process_despite_a_flood_after_it(tmp_path: Path) -> N
     assert result.panic is not None
     assert str(result.panic) == "boom-42 at src/main.rs:12:5"
     assert "boom-42" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("stream", "message"),
+    [
+        # A Drop impl prints during unwinding: not part of the message.
+        ("thread 'main' panicked at src/main.rs:9:9:\nboom-42\norders: finished\n", "boom-42"),
+        ("thread 'main' panicked at src/main.rs:9:9:\nboom-42\n\nlater output\n", "boom-42"),
+        # Rust's own note ends a message of several lines.
+        (
+            "thread 'main' panicked at src/main.rs:9:9:\nline one\nline two\nnote: x\n",
+            "line one\nline two",
+        ),
+        ("thread 'main' panicked at src/main.rs:9:9:\nboom-42", "boom-42"),
+    ],
+    ids=["drop-output", "blank-then-output", "multi-line", "no-newline-at-eof"],
+)
+def test_where_a_panic_message_ends(stream: str, message: str) -> None:
+    scanner = PanicScanner()
+    scanner.feed(stream.encode())
+    panic = scanner.close()
+    assert panic is not None
+    assert panic.message == message
