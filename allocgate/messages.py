@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from allocgate.redact import redact
+from allocgate.github.redact import redact
 
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators (which
 # some terminals and editors break lines at), bidi overrides that reorder text.

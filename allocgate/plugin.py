@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from allocgate.messages import one_line
+
 if TYPE_CHECKING:
     from allocgate.baseline import WorkloadBaseline
     from allocgate.config import Config, WorkloadConfig
@@ -112,7 +114,7 @@ class AllocgateSession:
         try:
             self.finish()
         except AllocgateError as exc:
-            self.bless_notes.append(f"error: {exc}")
+            self.bless_notes.append(f"error: {one_line(str(exc))}")
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -167,7 +169,7 @@ class WorkloadFile(pytest.File):
             config = state.load()
             workloads = config.select(state.settings.workloads)
         except AllocgateError as exc:
-            raise self.CollectError(f"allocgate: {exc}") from None
+            raise self.CollectError(f"allocgate: {one_line(str(exc))}") from None
         for w in workloads:
             yield WorkloadItem.from_parent(self, name=w.name, workload=w)
 
@@ -195,8 +197,8 @@ class WorkloadItem(pytest.Item):
         try:
             measurement: Measurement = state.runner.measure(w)
         except AllocgateError as exc:
-            self._keep_error(str(exc))
-            pytest.fail(f"allocgate: {exc}", pytrace=False)
+            self._keep_error(one_line(str(exc)))
+            pytest.fail(f"allocgate: {one_line(str(exc))}", pytrace=False)
         if state.bless:
             from allocgate.report import WorkloadResult
 
@@ -206,8 +208,8 @@ class WorkloadItem(pytest.Item):
         try:
             baseline = read_baseline(state.load().baseline)
         except AllocgateError as exc:
-            self._keep_error(str(exc))
-            pytest.fail(f"allocgate: {exc}", pytrace=False)
+            self._keep_error(one_line(str(exc)))
+            pytest.fail(f"allocgate: {one_line(str(exc))}", pytrace=False)
         self.result = judge(w, measurement, baseline)
         if self.result.error is not None:
             pytest.fail(f"allocgate: {self.result.error}", pytrace=False)
@@ -258,7 +260,7 @@ def pytest_collection_modifyitems(
         path = config.invocation_params.dir / "allocgate.yml"
         collector = WorkloadFile.from_parent(session, path=path)
         report = pytest.CollectReport(
-            collector.nodeid, "failed", f"allocgate: {exc}", [], sections=[]
+            collector.nodeid, "failed", f"allocgate: {one_line(str(exc))}", [], sections=[]
         )
         config.hook.pytest_collectreport(report=report)
         return

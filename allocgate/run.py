@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from allocgate import profilers
 from allocgate.build import Builder
 from allocgate.errors import ProfileError, WorkloadError
+from allocgate.load import check_counts
 from allocgate.process import Progress, require_tool
 from allocgate.profile import Profile
 from allocgate.runs import combine_runs
@@ -69,6 +70,7 @@ class Runner:
                 t0 = time.monotonic()
                 try:
                     profile = profiler.read(raw, w.fold)
+                    check_counts(raw, profile)
                 except ProfileError as exc:
                     raise WorkloadError(f"workload {w.name!r}: {exc}") from exc
                 analyse_time += time.monotonic() - t0
