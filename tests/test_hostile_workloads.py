@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from processes import wait_dead
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "fixtures" / "crates" / "hostile" / "Cargo.toml"
@@ -128,20 +129,9 @@ def write_project(
     return path
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2] not in "ZX"
-
-
 def assert_gone(pidfile: Path) -> None:
     pid = int(pidfile.read_text())
-    end = time.monotonic() + 3
-    while alive(pid) and time.monotonic() < end:
-        time.sleep(0.05)
-    assert not alive(pid), f"pid {pid} is still running"
+    assert wait_dead(pid), f"pid {pid} is still running"
 
 
 PROFILERS = ["valgrind-dhat", "heaptrack"]

@@ -10,28 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import wait_dead
 
 from allocgate.proctree import PanicScanner, StartError, Tail, run_tree
 
 SH = "/bin/sh"
-
-
-def alive(pid: int) -> bool:
-    """Running, not a zombie waiting for init to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2] not in "ZX"
-
-
-def wait_dead(pid: int, seconds: float = 3.0) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if not alive(pid):
-            return True
-        time.sleep(0.02)
-    return not alive(pid)
 
 
 def test_setsid_grandchild_holding_stdout_does_not_outlast_the_timeout(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from allocgate.messages import error_line, one_line
 from allocgate.github.redact import MASK, RedactingFilter, redact, register_secret
+from allocgate.messages import error_line, one_line
 
 TOKEN = "ghp_Ab+/cD=efGH1234 5678\n"
 BARE = TOKEN.strip()
