@@ -4,7 +4,7 @@
 
 For each size, runs ``run_process`` (the runner builds and workloads go through)
 on a shell pipeline printing that many MiB to stdout and as many lines to stderr,
-in a fresh Python process, and prints that process's peak RSS (``ru_maxrss``)
+in a fresh Python process, and prints that process's peak RSS (``VmHWM``)
 next to a bare Python start-up: the difference is what the output costs. It stays
 flat whatever the size, because only a 64 KiB tail of each stream is kept.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
-import resource, sys
+import sys
 from pathlib import Path
 from allocgate.process import run_process
 mb = int(sys.argv[1])
@@ -31,7 +31,7 @@ if mb:
     )
     done = run_process(["/bin/sh", "-c", script], cwd=Path("."), timeout=600, what="bench")
     assert done.returncode == 0
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")))
 """
 
 
