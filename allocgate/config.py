@@ -35,7 +35,7 @@ _SETTING_KEYS = {
     "skip",
 }
 _WORKLOAD_KEYS = _SETTING_KEYS | {"manifest", "bin", "example", "args", "env", "cwd"}
-_TOP_KEYS = {"baseline", "defaults", "workloads"}
+_TOP_KEYS = {"baseline", "defaults", "require_reason", "workloads"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,8 @@ class Config:
     path: Path
     baseline: Path
     workloads: dict[str, WorkloadConfig]
+    require_reason: bool = False
+    """Fail `check` when a PR changes the baseline without a recorded reason."""
 
     def select(self, names: Sequence[str]) -> list[WorkloadConfig]:
         """The named workloads (all when none are named), in a stable order."""
@@ -153,6 +155,9 @@ def parse_config(path: Path, doc: Any) -> Config:
     if not isinstance(baseline, str) or not baseline:
         raise where.error("baseline", f"expected a file path, got {show(baseline)}")
     plain_text(baseline, ConfigError, path, "baseline")
+    require_reason = doc.get("require_reason", False)
+    if not isinstance(require_reason, bool):
+        raise where.error("require_reason", f"expected true or false, got {show(require_reason)}")
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, Mapping):
         raise where.error("defaults", "expected a mapping")
@@ -171,7 +176,9 @@ def parse_config(path: Path, doc: Any) -> Config:
             raise where.error(f"workloads.{show(name)}", "expected a plain workload name")
         plain_text(name, ConfigError, path, f"workloads.{name}")
         result[name] = _workload(where, root, name, entry, defaults)
-    return Config(path=path, baseline=(root / baseline), workloads=result)
+    return Config(
+        path=path, baseline=(root / baseline), workloads=result, require_reason=require_reason
+    )
 
 
 def _workload(

@@ -10,6 +10,7 @@ from allocgate.callsites import Callsite
 from allocgate.compare import Comparison
 from allocgate.metrics import METRICS, format_delta, format_value
 from allocgate.profile import Profile
+from allocgate.render.baseline_section import text_section
 from allocgate.render.cells import site_cells
 from allocgate.report import Report, WorkloadResult
 
@@ -132,7 +133,8 @@ def verdict_line(c: Comparison) -> str:
 
 
 def report_text(report: Report) -> str:
-    return "\n".join(comparison_text(r) for r in report.results)
+    section = text_section(report.baseline_changes, report.require_reason)
+    return section + "\n".join(comparison_text(r) for r in report.results)
 
 
 def bless_line(old: WorkloadBaseline | None, new: WorkloadBaseline, path: Path) -> str:
