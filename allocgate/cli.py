@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from allocgate import __version__
 from allocgate.github.redact import register_secret
-from allocgate.messages import error_line
+from allocgate.messages import error_line, one_line
 from allocgate.report import EXIT_ERROR
 from allocgate.settings import Settings, add_options
 
@@ -179,7 +179,7 @@ def _finish(outcome: Outcome, settings: Settings) -> int:
 
     _print_outcome(outcome, settings.format)
     for note in outcome.notes:
-        print(f"allocgate: warning: {note}", file=sys.stderr)
+        print(f"allocgate: warning: {one_line(note)}", file=sys.stderr)
     api.write_reports(outcome, settings)
     return outcome.exit_code
 
