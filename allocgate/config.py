@@ -14,7 +14,7 @@ from allocgate.callsites import FoldOptions
 from allocgate.compare import GateSettings
 from allocgate.errors import ConfigError
 from allocgate.metrics import METRIC_NAMES, METRICS
-from allocgate.quantities import Tolerance, parse_duration, parse_tolerance
+from allocgate.quantities import DEFAULT, Tolerance, parse_duration, parse_tolerance
 from allocgate.schema import argument, environment, regex, show
 from allocgate.schema import text as plain_text
 from allocgate.settings import DEFAULT_BASELINE
@@ -359,8 +359,8 @@ def _tolerance(where: _Where, key: str, metric: str, spec: Any) -> Tolerance:
     try:
         return parse_tolerance(
             metric,
-            spec.get("relative"),
-            spec.get("absolute"),
+            spec.get("relative", DEFAULT),
+            spec.get("absolute", DEFAULT),
             relative_what=f"{key}.relative",
             absolute_what=f"{key}.absolute",
         )

@@ -186,8 +186,8 @@ def parse_threshold(spec: str, metrics: tuple[str, ...]) -> dict[str, Tolerance]
         raise ConfigError(
             f"threshold {spec!r}: expected [METRIC:]RELATIVE%[:ABSOLUTE], e.g. 'total_bytes:5%:1KiB'"
         )
-    relative = next((p for p in reversed(parts) if p.endswith("%")), None)
-    absolute = next((p for p in reversed(parts) if not p.endswith("%")), None)
+    relative = next((p for p in reversed(parts) if p.endswith("%")), DEFAULT)
+    absolute = next((p for p in reversed(parts) if not p.endswith("%")), DEFAULT)
     return {
         metric: parse_tolerance(
             metric,
@@ -201,10 +201,14 @@ def parse_threshold(spec: str, metrics: tuple[str, ...]) -> dict[str, Tolerance]
     }
 
 
+#: A part of a tolerance that was not given (None is a value someone typed, and wrong).
+DEFAULT = object()
+
+
 def parse_tolerance(
     metric: str,
-    relative: object | None,
-    absolute: object | None,
+    relative: object,
+    absolute: object,
     *,
     relative_what: str,
     absolute_what: str,
@@ -216,10 +220,10 @@ def parse_tolerance(
     info = METRICS[metric]
     return Tolerance(
         info.default_tolerance.relative
-        if relative is None
+        if relative is DEFAULT
         else parse_percent(relative, what=relative_what),
         info.default_tolerance.absolute
-        if absolute is None
+        if absolute is DEFAULT
         else parse_size(absolute, what=absolute_what)
         if info.is_bytes
         else parse_count(absolute, what=absolute_what),

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from allocgate.errors import ConfigError
+from allocgate.metrics import METRIC_NAMES, metric_info
 
 if TYPE_CHECKING:
     import pytest
@@ -52,8 +53,6 @@ def seconds(text: str) -> float:
 
 
 def metric_name(text: str) -> str:
-    from allocgate.metrics import metric_info
-
     try:
         return metric_info(text).name
     except ConfigError as exc:
@@ -118,8 +117,8 @@ _OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "metric",
-        "gated metric, repeatable (total_bytes, total_blocks, peak_bytes, end_bytes, "
-        "temporary_blocks; default total_bytes); `show` ranks by the last one",
+        f"gated metric, repeatable ({', '.join(METRIC_NAMES)}; default total_bytes); "
+        "`show` ranks by the last one",
         {"action": "append", "type": metric_name, "metavar": "METRIC", "default": None},
         dest="metrics",
     ),
