@@ -201,6 +201,17 @@ def _nested_pps(rng: random.Random, text: str) -> str:
     return text[:at] + '"extra": {"pps": []}, ' + text[at:]
 
 
+def _grow_hex(rng: random.Random, text: str) -> str:
+    """One hexadecimal field of a heaptrack record made longer than 64 bits."""
+    lines = text.splitlines(True)
+    i = rng.randrange(len(lines))
+    fields = lines[i].split(" ")
+    if len(fields) > 1:
+        fields[rng.randrange(1, len(fields))] = "f" * rng.choice((17, 100, 4000))
+    lines[i] = " ".join(fields).rstrip("\n") + "\n"
+    return "".join(lines)
+
+
 PROFILE_MUTATIONS: list[tuple[str, Callable[[random.Random, bytes], bytes]]] = [
     ("flip", flip_bytes),
     ("truncate", truncate),
@@ -396,7 +407,12 @@ def test_mutated_profiles(tmp_path: Path, seeded_baseline: bytes) -> None:
                 assert_clean(shown, (0,), f"baseline after bless {name}")
                 baseline.write_bytes(seeded_baseline)
         bad.unlink()
-    heaptrack = _cases([("flip", flip_bytes), ("truncate", truncate)], [HEAPTRACK_TEXT], 15, 2)
+    heaptrack = _cases(
+        [("flip", flip_bytes), ("truncate", truncate), ("grow-hex", _text_edit(_grow_hex))],
+        [HEAPTRACK_TEXT],
+        15,
+        2,
+    )
     for name, data in heaptrack:
         bad = tmp_path / f"{name}.trace"
         bad.write_bytes(data)
