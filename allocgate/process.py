@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -129,6 +130,18 @@ def run_process(
     return Finished(
         done.returncode, done.stdout, done.stderr, done.seconds, done.panic, done.leftovers
     )
+
+
+def command_output(argv: Sequence[str], cwd: Path | None = None, timeout: float = 60) -> str | None:
+    """The stdout of a quick query (``rustc -vV``, ``git rev-parse``), or None when it
+    cannot run or fails: such facts are optional, never a reason to stop."""
+    try:
+        done = subprocess.run(
+            list(argv), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
 
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
