@@ -12,7 +12,7 @@ import yaml
 from allocgate import profilers
 from allocgate.atomic import atomic_write
 from allocgate.baseline import Baseline, WorkloadBaseline
-from allocgate.callsites import Callsite, sort_callsites
+from allocgate.callsites import KEYS, Callsite, sort_callsites
 from allocgate.errors import BaselineError
 from allocgate.metrics import METRIC_NAMES
 from allocgate.yaml_doc import parse_yaml
@@ -92,7 +92,7 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
     where = f"workloads.{name}"
     if not isinstance(entry, dict):
         raise _fail(path, where, "expected a mapping")
-    allowed = {"profiler", "depth", "mode", "units", "provenance", "totals", "callsites"}
+    allowed = {"profiler", "keys", "depth", "mode", "units", "provenance", "totals", "callsites"}
     for key in entry:
         if key not in allowed:
             raise _fail(path, f"{where}.{key}", "unknown key")
@@ -106,6 +106,9 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
     depth = entry.get("depth", 1)
     if type(depth) is not int or depth < 1:
         raise _fail(path, f"{where}.depth", f"expected a positive integer, got {depth!r}")
+    keys = entry.get("keys", "innermost")
+    if keys not in KEYS:
+        raise _fail(path, f"{where}.keys", f"expected one of {', '.join(KEYS)}, got {keys!r}")
     mode = entry.get("mode", "heap")
     if mode not in ("heap", "ad-hoc"):
         raise _fail(path, f"{where}.mode", f"expected 'heap' or 'ad-hoc', got {mode!r}")
@@ -134,7 +137,7 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         if not isinstance(site, dict):
             raise _fail(path, at, "expected a mapping with 'key' and metrics")
         for key in site:
-            if key not in ("key", "at", *METRIC_NAMES):
+            if key not in ("key", "at", "outside", *METRIC_NAMES):
                 raise _fail(path, f"{at}.{key}", "unknown key")
         key = site.get("key")
         if not isinstance(key, str) or not key:
@@ -147,7 +150,11 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
             raise _fail(
                 path, f"{at}.at", f"expected a string like 'src/main.rs:90', got {location!r}"
             )
-        callsites.append(Callsite(key, _metrics(path, at, site, required=True), location))
+        outside = site.get("outside", False)
+        if type(outside) is not bool:
+            raise _fail(path, f"{at}.outside", f"expected true or false, got {outside!r}")
+        metrics = _metrics(path, at, site, required=True)
+        callsites.append(Callsite(key, metrics, location, outside=outside))
     callsites = sort_callsites(callsites, "total_bytes")
     return WorkloadBaseline(
         name=name,
@@ -157,6 +164,7 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         depth=depth,
         mode=mode,
         units=dict(units),
+        keys=keys,
         provenance=dict(provenance),
     )
 

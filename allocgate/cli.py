@@ -42,15 +42,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
+    init = sub.add_parser(
+        "init", help="write allocgate.yml for the crate or workspace in this directory"
+    )
+    add_options(init.add_argument, "config", "examples", "force")
+
+    tools = sub.add_parser(
+        "tools",
+        help="print the apt packages of the profilers the config needs and PATH lacks",
+    )
+    tools.add_argument("workloads", **_WORKLOADS)
+    add_options(tools.add_argument, "config")
+
     show = sub.add_parser("show", help="the top callsites of one profile")
     show.add_argument("profile", type=Path, metavar="PROFILE")
     add_options(show.add_argument, "top", "metric", "depth", "skip", "format")
+    add_options(show.add_argument, "keys", "workspace", "binary")
 
     diff = sub.add_parser("diff", help="compare two profiles or baselines")
     diff.add_argument("before", type=Path, metavar="BEFORE", help="profile or baseline file")
     diff.add_argument("after", type=Path, metavar="AFTER", help="profile or baseline file")
     add_options(diff.add_argument, "workload", "metric", "top", "threshold", "depth", "skip")
-    add_options(diff.add_argument, "format")
+    add_options(diff.add_argument, "format", "keys", "workspace", "binary")
 
     bless = sub.add_parser(
         "bless", help="build, run and record the baseline (or record it from --profile)"
@@ -65,12 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --profile: the baseline file (default allocgate-baseline.yml)",
     )
     add_options(bless.add_argument, "workload", "top", "depth", "skip", "quiet")
+    add_options(bless.add_argument, "keys", "workspace", "binary")
     add_options(bless.add_argument, "reason", "from-comment", "token-env")
 
     check = sub.add_parser("check", help="build, run and compare workloads with the baseline")
     check.add_argument("workloads", **_WORKLOADS)
     add_options(check.add_argument, "config", "report-json", "report-md", "keep-profiles")
-    add_options(check.add_argument, "shard", "format", "quiet", "comment", *_COMMENT)
+    add_options(check.add_argument, "threshold")
+    add_options(check.add_argument, "shard", "format", "quiet", "comment", "keys", *_COMMENT)
     add_options(check.add_argument, "require-reason", "base")
 
     show_baseline = sub.add_parser(
@@ -81,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="build, run and show the top callsites without comparing")
     run.add_argument("workloads", **_WORKLOADS)
-    add_options(run.add_argument, "config", "keep-profiles", "top", "format", "quiet")
+    add_options(run.add_argument, "config", "keep-profiles", "top", "format", "quiet", "keys")
 
     merge = sub.add_parser("merge", help="combine partial (sharded) JSON reports into one")
     merge.add_argument("reports", nargs="+", type=Path, metavar="REPORT")
@@ -93,6 +108,21 @@ def build_parser() -> argparse.ArgumentParser:
     comment.add_argument("--report", type=Path, required=True, help="the JSON report")
     add_options(comment.add_argument, *_COMMENT)
     return parser
+
+
+def cmd_init(settings: Settings) -> int:
+    from allocgate import api
+
+    sys.stdout.write(api.init(settings).next_steps())
+    return 0
+
+
+def cmd_tools(settings: Settings) -> int:
+    from allocgate import api
+
+    for package in api.missing_packages(settings):
+        print(package)
+    return 0
 
 
 def cmd_show(settings: Settings) -> int:
@@ -161,7 +191,15 @@ def cmd_bless(settings: Settings) -> int:
 def cmd_check(settings: Settings) -> int:
     from allocgate import api
 
-    return _finish(api.check(settings), settings)
+    outcome = api.check(settings)
+    code = _finish(outcome, settings)
+    # After the report: GitHub reads these from the log and puts them on the diff.
+    for line in api.workflow_commands(outcome):
+        print(line)
+    if outcome.report.regressed and settings.format == "text":
+        names = [r.name for r in outcome.report.results if r.verdict == "regressed"]
+        print(f"If the growth is intended: {api.bless_command(settings, names)}")
+    return code
 
 
 def cmd_merge(settings: Settings) -> int:
@@ -222,6 +260,8 @@ def cmd_comment(settings: Settings) -> int:
 
 
 COMMANDS: dict[str, Callable[[Settings], int]] = {
+    "init": cmd_init,
+    "tools": cmd_tools,
     "show": cmd_show,
     "diff": cmd_diff,
     "bless": cmd_bless,

@@ -34,6 +34,8 @@ class WorkloadResult:
     """Callsites whose values differed between runs."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of each step (build, run, analyse)."""
+    warnings: tuple[str, ...] = ()
+    """Things that do not change the verdict but explain it (a toolchain that changed)."""
 
     @property
     def verdict(self) -> str:
@@ -52,6 +54,7 @@ class WorkloadResult:
             "spread": self.spread,
             "nondeterministic": list(self.nondeterministic),
             "seconds": self.seconds,
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -66,6 +69,7 @@ class WorkloadResult:
             spread={k: list(v) for k, v in (d.get("spread") or {}).items()},
             nondeterministic=tuple(d.get("nondeterministic") or ()),
             seconds=dict(d.get("seconds") or {}),
+            warnings=tuple(d.get("warnings") or ()),
         )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from allocgate.callsites import Callsite
+from allocgate.callsites import Callsite, display_key
 from allocgate.compare import Comparison
 from allocgate.metrics import METRICS, format_delta, format_value
 from allocgate.profile import Profile
@@ -50,7 +50,7 @@ def profile_text(profile: Profile, sites: Sequence[Callsite], metric: str) -> st
                 str(i),
                 format_value(metric, site.metrics.get(metric, 0), units),
                 format_value("total_blocks", site.metrics.get("total_blocks", 0), units),
-                _one_line(site.key),
+                _one_line(display_key(site.key, site.outside)),
                 _one_line(site.location or "?"),
             ]
         )
@@ -80,7 +80,9 @@ def comparison_text(result: WorkloadResult) -> str:
                 [
                     "!" if site.is_regression else "",
                     site.status if site is not c.totals else "",
-                    _one_line(site.key) if site is not c.totals else "total",
+                    _one_line(display_key(site.key, site.outside))
+                    if site is not c.totals
+                    else "total",
                     cells["baseline"],
                     cells["current"],
                     cells["delta"],
@@ -97,6 +99,7 @@ def comparison_text(result: WorkloadResult) -> str:
             f"  warning: {len(result.nondeterministic)} callsite(s) varied between "
             f"{result.runs} runs (non-deterministic): " + ", ".join(result.nondeterministic[:5])
         )
+    lines += [f"  warning: {_one_line(w)}" for w in result.warnings]
     if result.profiles:
         lines.append("  raw profiles: " + ", ".join(result.profiles))
     return "\n".join(lines) + "\n"
@@ -130,6 +133,13 @@ def verdict_line(c: Comparison) -> str:
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         return f"{c.workload}: REGRESSED — {what}; grew: {shown}"
     return f"{c.workload}: within budget — {what}"
+
+
+def bless_hint(command: str, names: Sequence[str]) -> str:
+    """``allocgate bless a b`` or ``pytest --allocgate-bless --allocgate-workload a …``."""
+    if command.startswith("pytest"):
+        return command + "".join(f" --allocgate-workload {n}" for n in names)
+    return " ".join([command, *names])
 
 
 def report_text(report: Report) -> str:
