@@ -441,12 +441,14 @@ def write_reports(outcome: Outcome, settings: Settings) -> None:
     GitHub Actions; the gate's verdict does not depend on any of it."""
     from allocgate.atomic import atomic_write
     from allocgate.github.publish import publish
+    from allocgate.github.redact import redact
 
     markdown = None
+    # Reports quote profiles and configs: a token that got into one is masked.
     if settings.report_json is not None:
-        atomic_write(settings.report_json, outcome.report.to_json().decode(), ConfigError)
+        atomic_write(settings.report_json, redact(outcome.report.to_json().decode()), ConfigError)
     if settings.report_md is not None:
-        markdown = report_markdown(outcome.report, outcome.context)
+        markdown = redact(report_markdown(outcome.report, outcome.context))
         atomic_write(settings.report_md, markdown, ConfigError)
     env = settings.environ
     if env.get("GITHUB_STEP_SUMMARY") or env.get("GITHUB_OUTPUT") or settings.comment.post:

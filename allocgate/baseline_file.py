@@ -14,7 +14,9 @@ from allocgate.atomic import atomic_write
 from allocgate.baseline import Baseline, WorkloadBaseline
 from allocgate.callsites import KEYS, Callsite, sort_callsites
 from allocgate.errors import BaselineError
+from allocgate.filelock import locked, remove_stale_temps
 from allocgate.metrics import METRIC_NAMES
+from allocgate.schema import MAX_COUNT, show
 from allocgate.yaml_doc import parse_yaml
 
 VERSION = 1
@@ -60,7 +62,7 @@ def _validate(path: Path, doc: Any) -> Baseline:
         raise _fail(path, sorted(map(str, unknown))[0], "unknown key")
     version = doc.get("version")
     if version != VERSION or type(version) is not int:
-        raise _fail(path, "version", f"unsupported baseline version {version!r} (expected 1)")
+        raise _fail(path, "version", f"unsupported baseline version {show(version)} (expected 1)")
     workloads = doc.get("workloads") or {}
     if not isinstance(workloads, dict):
         raise _fail(path, "workloads", "expected a mapping of workload names")
@@ -78,9 +80,11 @@ def _metrics(path: Path, where: str, entry: Mapping[str, Any], required: bool) -
         if metric not in entry:
             continue
         value = entry[metric]
-        if type(value) is not int or value < 0:
+        if type(value) is not int or not 0 <= value <= MAX_COUNT:
             raise _fail(
-                path, f"{where}.{metric}", f"expected a non-negative integer, got {value!r}"
+                path,
+                f"{where}.{metric}",
+                f"expected a non-negative integer up to {MAX_COUNT}, got {show(value)}",
             )
         values[metric] = value
     if required and not values:
@@ -104,11 +108,11 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
             f"expected one of {', '.join(profilers.NAMES)}, got {profiler!r}",
         )
     depth = entry.get("depth", 1)
-    if type(depth) is not int or depth < 1:
-        raise _fail(path, f"{where}.depth", f"expected a positive integer, got {depth!r}")
+    if type(depth) is not int or not 1 <= depth <= 1000:
+        raise _fail(path, f"{where}.depth", f"expected a positive integer, got {show(depth)}")
     keys = entry.get("keys", "innermost")
     if keys not in KEYS:
-        raise _fail(path, f"{where}.keys", f"expected one of {', '.join(KEYS)}, got {keys!r}")
+        raise _fail(path, f"{where}.keys", f"expected one of {', '.join(KEYS)}, got {show(keys)}")
     mode = entry.get("mode", "heap")
     if mode not in ("heap", "ad-hoc"):
         raise _fail(path, f"{where}.mode", f"expected 'heap' or 'ad-hoc', got {mode!r}")
@@ -195,7 +199,10 @@ def _existing_blocks(text: str, names: set[str]) -> dict[str, str] | None:
     for line in [*lines[start:], "  \x00end:\n"]:
         if line.startswith("  ") and not line.startswith("   ") and line[2] not in "-#":
             if current:
-                parsed = yaml.safe_load("".join(current))
+                try:
+                    parsed = yaml.safe_load("".join(current))
+                except yaml.YAMLError:
+                    return None
                 if not isinstance(parsed, dict) or len(parsed) != 1:
                     return None
                 blocks[str(next(iter(parsed)))] = "".join(current)
@@ -209,22 +216,49 @@ def _existing_blocks(text: str, names: set[str]) -> dict[str, str] | None:
 
 def update_baseline(path: Path, workloads: Mapping[str, WorkloadBaseline]) -> Baseline:
     """Writes ``workloads`` into the baseline at ``path``, keeping every other workload
-    byte for byte. The old file is validated first and replaced atomically."""
-    current = read_baseline(path)
+    byte for byte. The old file is validated first and replaced atomically, all under
+    a lock, so concurrent blesses of different workloads all land."""
+    with locked(path, BaselineError):
+        # Only a killed writer leaves a temporary file while we hold the lock.
+        remove_stale_temps(path)
+        current = read_baseline(path)
+        merged = dict(current.workloads)
+        merged.update(workloads)
+        atomic_write(path, _compose(path, current, workloads))
+    return Baseline(path, merged)
+
+
+def _compose(path: Path, current: Baseline, workloads: Mapping[str, WorkloadBaseline]) -> str:
+    """The new file: kept blocks verbatim, new ones rendered, checked to read back right."""
     blocks: dict[str, str] = {}
     if current.workloads:
-        text = path.read_text(encoding="utf-8")
-        blocks = _existing_blocks(text, set(current.workloads)) or {
-            name: render_workload(w) for name, w in current.workloads.items()
-        }
+        blocks = _existing_blocks(path.read_text(encoding="utf-8"), set(current.workloads)) or {}
+    for name, workload in current.workloads.items():
+        block = blocks.get(name)
+        # A hand-edited last block may lack its newline: it would swallow the next one.
+        blocks[name] = block if block and block.endswith("\n") else render_workload(workload)
     for name, workload in workloads.items():
         blocks[name] = render_workload(workload)
-    body = (
+    body = _body(blocks)
+    expected = {**current.workloads, **workloads}
+    if not _reads_back(path, body, expected):
+        body = _body({name: render_workload(w) for name, w in expected.items()})
+    return body
+
+
+def _body(blocks: Mapping[str, str]) -> str:
+    return (
         HEADER
         + f"version: {VERSION}\nworkloads:\n"
         + "".join(blocks[name] for name in sorted(blocks))
     )
-    atomic_write(path, body)
-    merged = dict(current.workloads)
-    merged.update(workloads)
-    return Baseline(path, merged)
+
+
+def _reads_back(path: Path, body: str, expected: Mapping[str, WorkloadBaseline]) -> bool:
+    try:
+        written = _validate(path, parse_yaml(path, body, BaselineError))
+    except BaselineError:
+        return False
+    return sorted(written.workloads) == sorted(expected) and all(
+        written.workloads[n].to_dict() == expected[n].to_dict() for n in expected
+    )

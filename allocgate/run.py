@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from allocgate import profilers
 from allocgate.build import Builder
 from allocgate.errors import ProfileError, WorkloadError
+from allocgate.load import check_counts
 from allocgate.process import Progress, require_tool
 from allocgate.profile import Profile
 from allocgate.provenance import Provenance
@@ -103,6 +104,7 @@ class Runner:
                 t0 = time.monotonic()
                 try:
                     profile = profiler.read(raw, fold)
+                    check_counts(raw, profile)
                 except ProfileError as exc:
                     raise WorkloadError(f"workload {w.name!r}: {exc}") from exc
                 profile = relative_locations(profile, location_root(w.manifest))

@@ -57,7 +57,8 @@ def demangle(symbol: str) -> str:
     """Returns the readable form of a Rust symbol, or ``symbol`` itself for anything else."""
     try:
         result = _demangle(symbol)
-    except (Invalid, RecursionError):
+    except (Invalid, RecursionError, ValueError):
+        # ValueError: a length with more digits than int() takes, or a non-ASCII digit.
         return symbol
     return symbol if result is None else result
 
