@@ -25,7 +25,8 @@ from __future__ import annotations
 import re
 
 from allocgate.frames import SYMBOL_HASH_RE
-from allocgate.profilers.demangle_v0 import Invalid, demangle_v0, suffix_ok
+from allocgate.profilers.demangle_v0 import demangle_v0, suffix_ok
+from allocgate.profilers.demangle_v0_cursor import Invalid
 
 __all__ = ["demangle", "strip_hash"]
 
