@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 from allocgate.baseline import Baseline, WorkloadBaseline
 from allocgate.baseline_file import read_baseline, update_baseline
-from allocgate.compare import compare
+from allocgate.compare import GateSettings, compare, recorded_count
 from allocgate.config import Config, WorkloadConfig, load_config
+from allocgate.envelope import Span, Swing, merge_spans, swings
 from allocgate.errors import AllocgateError, BaselineError, ConfigError
 from allocgate.load import load_profile, sniff
 from allocgate.process import Progress
@@ -26,6 +27,7 @@ from allocgate.settings import DEFAULT_BASELINE, Settings
 if TYPE_CHECKING:
     from allocgate.bless_record import BlessRecord
     from allocgate.github.bless_flow import CommentBlessResult
+    from allocgate.scaffold import Scaffold
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,6 @@ class BlessOutcome:
     new: dict[str, WorkloadBaseline]
 
 
-def recorded_count(top: int) -> int:
-    """How many callsites a baseline keeps: enough that a site climbing from rank
-    N+1 is compared against its old value rather than reported as new."""
-    return max(3 * top, top + 10)
-
-
 def shard(workloads: Sequence[WorkloadConfig], k: int, n: int) -> list[WorkloadConfig]:
     """A deterministic 1/N of the workloads: round robin over their sorted names."""
     ordered = sorted(workloads, key=lambda w: w.name)
@@ -69,6 +65,17 @@ def selected(config: Config, settings: Settings) -> list[WorkloadConfig]:
     workloads = config.select(settings.workloads)
     if settings.shard is not None:
         workloads = shard(workloads, *settings.shard)
+    if settings.keys is not None:
+        workloads = [replace(w, fold=replace(w.fold, keys=settings.keys)) for w in workloads]
+    if settings.tolerances:
+        # --threshold (or the pytest ini) wins over the config, metric by metric.
+        workloads = [
+            replace(
+                w,
+                gate=replace(w.gate, tolerances={**w.gate.tolerances, **settings.tolerances}),
+            )
+            for w in workloads
+        ]
     return workloads
 
 
@@ -82,11 +89,14 @@ def markdown_context(settings: Settings, config: Config | None = None) -> Markdo
     baseline = DEFAULT_BASELINE
     if config is not None:
         baseline = os.path.relpath(config.baseline, config.path.parent)
+    from allocgate.annotations import ActionsContext
+
     return MarkdownContext(
         comment_id=settings.comment.id,
         run_url=run_url_from_env(settings.environ),
-        bless_command="allocgate bless",
+        bless_command=settings.bless_base,
         baseline_file=baseline,
+        links=ActionsContext.from_env(settings.environ, settings.start),
     )
 
 
@@ -107,24 +117,94 @@ def judge(w: WorkloadConfig, measurement: Measurement, baseline: Baseline) -> Wo
         seconds["analyse"] = seconds.get("analyse", 0.0) + time.monotonic() - started
     except AllocgateError as exc:
         return WorkloadResult(w.name, error=str(exc), profiles=measurement.kept)
+    from allocgate.provenance import Provenance, drift
+
+    recorded = Provenance.from_mapping(entry.provenance)
     return WorkloadResult(
         name=w.name,
         comparison=comparison,
         profiles=measurement.kept,
         runs=measurement.runs,
-        spread=measurement.spread if measurement.runs > 1 else {},
-        nondeterministic=measurement.nondeterministic,
+        baseline_runs=entry.runs,
+        swings=tuple(nondeterministic(entry, measurement.profile, w.gate)),
         seconds=seconds,
+        warnings=tuple(drift(w.name, w.profiler, recorded, measurement.provenance)),
     )
+
+
+def nondeterministic(entry: WorkloadBaseline, current: Profile, gate: GateSettings) -> list[Swing]:
+    """The sites whose gated metrics varied between the bless's runs or this check's,
+    each with the whole range seen on both, widest swing first."""
+    keep = recorded_count(gate.top)
+    keys = [s.key for s in entry.callsites] + [s.key for s in current.top(keep, gate.rank_metric)]
+    spans: dict[str, dict[str, Span]] = {}
+    for key in dict.fromkeys(keys):
+        merged = merge_spans(entry.spans.get(key, {}), current.spans.get(key, {}))
+        if merged:
+            spans[key] = merged
+    return swings(spans, gate.metrics)
 
 
 def check_workload(w: WorkloadConfig, runner: Runner, baseline: Baseline) -> WorkloadResult:
     """Measures and judges one workload; one failing workload spoils no other."""
     try:
+        entry = baseline.workloads.get(w.name)
+        if entry is not None and entry.keys != w.fold.keys:
+            raise BaselineError(f"{baseline.path}: {_keys_problem(w, entry.keys)}")
         measurement = runner.measure(w)
     except AllocgateError as exc:
         return WorkloadResult(w.name, error=str(exc))
     return judge(w, measurement, baseline)
+
+
+def bless_command(settings: Settings, names: Sequence[str]) -> str:
+    """The exact command that blesses ``names`` from the shell these settings came from."""
+    return bless_hint_for(settings.bless_base, names)
+
+
+def preflight(workloads: Sequence[WorkloadConfig], baseline: Baseline, bless_hint: str) -> None:
+    """Before any build: the baseline has an entry for each workload, made with the
+    same profiler. Stops at once, naming the command that fixes it."""
+    problems = []
+    known = ", ".join(sorted(baseline.workloads)) or "none"
+    for w in workloads:
+        entry = baseline.workloads.get(w.name)
+        if entry is None:
+            problems.append(f"no baseline for workload {w.name!r} (has: {known})")
+        elif entry.profiler != w.profiler:
+            problems.append(
+                f"{w.name!r} was blessed under {entry.profiler} but is configured for {w.profiler}"
+            )
+        elif entry.keys != w.fold.keys:
+            # Compared, every site would be "new": re-bless instead.
+            problems.append(_keys_problem(w, entry.keys))
+    if problems:
+        where = baseline.path if baseline.path.exists() else f"{baseline.path} (no such file)"
+        raise BaselineError(f"{where}: {'; '.join(problems)}; run `{bless_hint}`")
+
+
+def init(settings: Settings) -> Scaffold:
+    """Writes allocgate.yml for the crate or workspace in ``settings.start``."""
+    from allocgate.scaffold import CONFIG_NAME, exists_error, scaffold, write_new
+
+    path = settings.config or (settings.start / CONFIG_NAME)
+    if path.exists() and not settings.force:
+        # Checked first, so nothing runs (not even cargo metadata) for nothing.
+        raise exists_error(path)
+    result = scaffold(settings.start, path, examples=settings.examples)
+    write_new(path, result.text, force=settings.force)
+    return result
+
+
+def missing_packages(settings: Settings) -> list[str]:
+    """The Debian packages of the profilers the selected workloads use and PATH lacks."""
+    import shutil
+
+    from allocgate import profilers
+
+    config = load(settings)
+    needed = {profilers.get(w.profiler).tool for w in selected(config, settings)}
+    return sorted(tool for tool in needed if tool is not None and shutil.which(tool) is None)
 
 
 def check(settings: Settings, run_with: Runner | None = None) -> Outcome:
@@ -132,9 +212,47 @@ def check(settings: Settings, run_with: Runner | None = None) -> Outcome:
     config = load(settings)
     workloads = selected(config, settings)
     baseline = read_baseline(config.baseline)
+    problems = [w.name for w in workloads if _mismatch(w, baseline)]
+    if problems:
+        preflight(workloads, baseline, bless_command(settings, problems))
     measure = run_with or runner(settings)
     results = tuple(check_workload(w, measure, baseline) for w in workloads)
     return _outcome(results, settings, config, baseline)
+
+
+def _mismatch(w: WorkloadConfig, baseline: Baseline) -> bool:
+    entry = baseline.workloads.get(w.name)
+    return entry is None or entry.profiler != w.profiler or entry.keys != w.fold.keys
+
+
+def _keys_problem(w: WorkloadConfig, blessed: str) -> str:
+    return (
+        f"{w.name!r} was blessed with {blessed} keys but is configured for "
+        f"{w.fold.keys} keys (see `keys:` in allocgate.yml)"
+    )
+
+
+def workflow_commands(outcome: Outcome) -> list[str]:
+    """``::error``/``::notice`` lines putting each changed callsite on its line of the
+    pull request; none outside GitHub Actions."""
+    from allocgate.annotations import comparison_annotations
+    from allocgate.annotations import workflow_commands as commands
+
+    links = outcome.context.links
+    if links is None or not links.in_actions:
+        return []
+    found = []
+    for result in outcome.report.results:
+        if result.comparison is not None:
+            hint = bless_hint_for(outcome.context.bless_command, [result.name])
+            found += comparison_annotations(result.comparison, links, bless=hint)
+    return commands(links, found)
+
+
+def bless_hint_for(command: str, names: Sequence[str]) -> str:
+    from allocgate.render.text import bless_hint
+
+    return bless_hint(command, names)
 
 
 def outcome_of(results: Sequence[WorkloadResult], settings: Settings, config: Config) -> Outcome:
@@ -160,7 +278,19 @@ def _outcome(
 
 
 def baseline_entry(w: WorkloadConfig, measurement: Measurement) -> WorkloadBaseline:
-    return WorkloadBaseline.from_profile(w.name, measurement.profile, recorded_count(w.gate.top))
+    return WorkloadBaseline.from_profile(
+        w.name,
+        measurement.profile,
+        recorded_count(w.gate.top),
+        provenance=measurement.provenance.to_dict(),
+        ranged=w.gate.metrics,
+    )
+
+
+def bless_runs(w: WorkloadConfig) -> int:
+    """A bless measures at least ``bless_runs`` times, so the baseline holds each
+    site's noise envelope, not one run's luck."""
+    return max(w.runs, w.bless_runs)
 
 
 def record(
@@ -191,16 +321,23 @@ def bless(settings: Settings, run_with: Runner | None = None) -> BlessOutcome:
         raise ConfigError("--workload and --baseline go with --profile; name workloads instead")
     config = load(settings)
     blessing = _cli_blessing(settings, config)
-    return bless_workloads(
+    outcome = bless_workloads(
         config, selected(config, settings), run_with or runner(settings), blessing
     )
+    outputs = settings.environ.get("GITHUB_OUTPUT")
+    if outputs:
+        from allocgate.github.summary import write_outputs
+
+        # The action uploads the file as an artifact from this path.
+        write_outputs(Path(outputs), {"baseline": str(outcome.path.resolve())})
+    return outcome
 
 
 def bless_workloads(
     config: Config, workloads: Sequence[WorkloadConfig], measure: Runner, blessing: BlessRecord
 ) -> BlessOutcome:
     """Measures every workload first, then writes the baseline once: all or nothing."""
-    entries = {w.name: baseline_entry(w, measure.measure(w)) for w in workloads}
+    entries = {w.name: baseline_entry(w, measure.measure(w, bless_runs(w))) for w in workloads}
     return record(config.baseline, entries, blessing)
 
 
@@ -319,12 +456,14 @@ def write_reports(outcome: Outcome, settings: Settings) -> None:
     GitHub Actions; the gate's verdict does not depend on any of it."""
     from allocgate.atomic import atomic_write
     from allocgate.github.publish import publish
+    from allocgate.github.redact import redact
 
     markdown = None
+    # Reports quote profiles and configs: a token that got into one is masked.
     if settings.report_json is not None:
-        atomic_write(settings.report_json, outcome.report.to_json().decode(), ConfigError)
+        atomic_write(settings.report_json, redact(outcome.report.to_json().decode()), ConfigError)
     if settings.report_md is not None:
-        markdown = report_markdown(outcome.report, outcome.context)
+        markdown = redact(report_markdown(outcome.report, outcome.context))
         atomic_write(settings.report_md, markdown, ConfigError)
     env = settings.environ
     if env.get("GITHUB_STEP_SUMMARY") or env.get("GITHUB_OUTPUT") or settings.comment.post:

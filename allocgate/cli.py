@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from allocgate import __version__
+from allocgate.github.redact import register_secret
+from allocgate.messages import error_line, one_line
 from allocgate.report import EXIT_ERROR
 from allocgate.settings import Settings, add_options
 
@@ -25,11 +27,11 @@ if TYPE_CHECKING:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, like every other allocgate error, not argparse's usage dump.
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_ERROR, error_line(self.prog, f"{message} (see --help)") + "\n")
 
 
 _WORKLOADS: dict[str, Any] = {"nargs": "*", "metavar": "WORKLOAD", "help": "default: all"}
-_COMMENT = ("comment-mode", "comment-id", "pr", "token-env")
+_COMMENT = ("comment-mode", "comment-id", "pr", "token-env", "github-timeout")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,15 +44,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
+    init = sub.add_parser(
+        "init", help="write allocgate.yml for the crate or workspace in this directory"
+    )
+    add_options(init.add_argument, "config", "examples", "force")
+
+    tools = sub.add_parser(
+        "tools",
+        help="print the apt packages of the profilers the config needs and PATH lacks",
+    )
+    tools.add_argument("workloads", **_WORKLOADS)
+    add_options(tools.add_argument, "config")
+
     show = sub.add_parser("show", help="the top callsites of one profile")
     show.add_argument("profile", type=Path, metavar="PROFILE")
     add_options(show.add_argument, "top", "metric", "depth", "skip", "format")
+    add_options(show.add_argument, "keys", "workspace", "binary")
 
     diff = sub.add_parser("diff", help="compare two profiles or baselines")
     diff.add_argument("before", type=Path, metavar="BEFORE", help="profile or baseline file")
     diff.add_argument("after", type=Path, metavar="AFTER", help="profile or baseline file")
     add_options(diff.add_argument, "workload", "metric", "top", "threshold", "depth", "skip")
-    add_options(diff.add_argument, "format")
+    add_options(diff.add_argument, "format", "keys", "workspace", "binary")
 
     bless = sub.add_parser(
         "bless", help="build, run and record the baseline (or record it from --profile)"
@@ -65,12 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --profile: the baseline file (default allocgate-baseline.yml)",
     )
     add_options(bless.add_argument, "workload", "top", "depth", "skip", "quiet")
+    add_options(bless.add_argument, "keys", "workspace", "binary")
     add_options(bless.add_argument, "reason", "from-comment", "token-env")
 
     check = sub.add_parser("check", help="build, run and compare workloads with the baseline")
     check.add_argument("workloads", **_WORKLOADS)
     add_options(check.add_argument, "config", "report-json", "report-md", "keep-profiles")
-    add_options(check.add_argument, "shard", "format", "quiet", "comment", *_COMMENT)
+    add_options(check.add_argument, "threshold")
+    add_options(check.add_argument, "shard", "format", "quiet", "comment", "keys", *_COMMENT)
     add_options(check.add_argument, "require-reason", "base")
 
     show_baseline = sub.add_parser(
@@ -81,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="build, run and show the top callsites without comparing")
     run.add_argument("workloads", **_WORKLOADS)
-    add_options(run.add_argument, "config", "keep-profiles", "top", "format", "quiet")
+    add_options(run.add_argument, "config", "keep-profiles", "top", "format", "quiet", "keys")
 
     merge = sub.add_parser("merge", help="combine partial (sharded) JSON reports into one")
     merge.add_argument("reports", nargs="+", type=Path, metavar="REPORT")
@@ -93,6 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
     comment.add_argument("--report", type=Path, required=True, help="the JSON report")
     add_options(comment.add_argument, *_COMMENT)
     return parser
+
+
+def cmd_init(settings: Settings) -> int:
+    from allocgate import api
+
+    sys.stdout.write(api.init(settings).next_steps())
+    return 0
+
+
+def cmd_tools(settings: Settings) -> int:
+    from allocgate import api
+
+    for package in api.missing_packages(settings):
+        print(package)
+    return 0
 
 
 def cmd_show(settings: Settings) -> int:
@@ -161,7 +193,15 @@ def cmd_bless(settings: Settings) -> int:
 def cmd_check(settings: Settings) -> int:
     from allocgate import api
 
-    return _finish(api.check(settings), settings)
+    outcome = api.check(settings)
+    code = _finish(outcome, settings)
+    # After the report: GitHub reads these from the log and puts them on the diff.
+    for line in api.workflow_commands(outcome):
+        print(line)
+    if outcome.report.regressed and settings.format == "text":
+        names = [r.name for r in outcome.report.results if r.verdict == "regressed"]
+        print(f"If the growth is intended: {api.bless_command(settings, names)}")
+    return code
 
 
 def cmd_merge(settings: Settings) -> int:
@@ -177,18 +217,20 @@ def _finish(outcome: Outcome, settings: Settings) -> int:
 
     _print_outcome(outcome, settings.format)
     for note in outcome.notes:
-        print(f"allocgate: warning: {note}", file=sys.stderr)
+        print(f"allocgate: warning: {one_line(note)}", file=sys.stderr)
     api.write_reports(outcome, settings)
     return outcome.exit_code
 
 
 def cmd_run(settings: Settings) -> int:
     from allocgate import api
+    from allocgate.render.text import varied_text
+    from allocgate.runs import profile_swings
 
     failed = False
     for w, measured in api.measure_each(settings):
         if isinstance(measured, Exception):
-            print(f"allocgate: error: {measured}", file=sys.stderr)
+            print(error_line("allocgate", measured), file=sys.stderr)
             failed = True
             continue
         profile = measured.profile
@@ -198,11 +240,10 @@ def cmd_run(settings: Settings) -> int:
             sys.stdout.write(f"== {w.name}\n")
         _print_profile(profile, sites, metric, settings.format)
         if settings.format == "text":
-            if measured.nondeterministic:
-                sys.stdout.write(
-                    f"warning: {len(measured.nondeterministic)} callsite(s) varied between "
-                    f"runs: {', '.join(measured.nondeterministic[:5])}\n"
-                )
+            varied = profile_swings(profile, w.gate.metrics, [s.key for s in sites])
+            if varied:
+                runs = f"{measured.runs} runs"
+                sys.stdout.write(varied_text(varied, runs, profile.units) + "\n")
             if measured.kept:
                 sys.stdout.write("raw profiles: " + ", ".join(measured.kept) + "\n")
     return EXIT_ERROR if failed else 0
@@ -222,6 +263,8 @@ def cmd_comment(settings: Settings) -> int:
 
 
 COMMANDS: dict[str, Callable[[Settings], int]] = {
+    "init": cmd_init,
+    "tools": cmd_tools,
     "show": cmd_show,
     "diff": cmd_diff,
     "bless": cmd_bless,
@@ -236,18 +279,28 @@ COMMANDS: dict[str, Callable[[Settings], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     from allocgate.errors import AllocgateError
 
+    # Masked in every message from the start, whichever command runs.
+    register_secret(os.environ.get("GITHUB_TOKEN"))
     parser = build_parser()
     args = parser.parse_args(argv)
+    register_secret(os.environ.get(getattr(args, "token_env", None) or "GITHUB_TOKEN"))
     try:
         return COMMANDS[args.command](Settings.from_args(args))
     except AllocgateError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"allocgate: error: {exc}", file=sys.stderr)
+        print(error_line("allocgate", exc), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("allocgate: interrupted", file=sys.stderr)
         return 130
+    except (RecursionError, MemoryError, ValueError, TypeError, OverflowError, KeyError) as exc:
+        # A bug, not bad input (bad input is an AllocgateError): still one line, exit 2.
+        if args.debug:
+            traceback.print_exc()
+        what = f"internal error: {type(exc).__name__}: {exc}"
+        print(error_line("allocgate", f"{what} (rerun with --debug for details)"), file=sys.stderr)
+        return EXIT_ERROR
     except BrokenPipeError:
         # `allocgate show | head`: the reader went away; that is not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from allocgate.messages import one_line
+
 if TYPE_CHECKING:
     from allocgate.baseline import WorkloadBaseline
     from allocgate.config import Config, WorkloadConfig
@@ -122,7 +124,7 @@ class AllocgateSession:
         try:
             self.finish()
         except AllocgateError as exc:
-            self.bless_notes.append(f"error: {exc}")
+            self.bless_notes.append(f"error: {one_line(str(exc))}")
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
             return
         if self.unexplained and session.exitstatus == pytest.ExitCode.OK:
@@ -161,8 +163,17 @@ _SESSION = pytest.StashKey[AllocgateSession]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("allocgate", default=False):
-        state = AllocgateSession(config)
+    # --allocgate-bless alone means: run the workloads to bless them.
+    if config.getoption("allocgate", default=False) or config.getoption(
+        "allocgate_bless", default=False
+    ):
+        from allocgate.errors import AllocgateError
+
+        try:
+            state = AllocgateSession(config)
+        except AllocgateError as exc:
+            # A bad option or ini value: one line, like pytest's own usage errors.
+            raise pytest.UsageError(f"allocgate: {exc}") from None
         config.stash[_SESSION] = state
         # Registered as a plugin: its hook methods see every report, including
         # the ones xdist workers send to the controller.
@@ -177,10 +188,11 @@ class WorkloadFile(pytest.File):
 
         state = self.config.stash[_SESSION]
         try:
-            config = state.load()
-            workloads = config.select(state.settings.workloads)
+            from allocgate import api
+
+            workloads = api.selected(state.load(), state.settings)
         except AllocgateError as exc:
-            raise self.CollectError(f"allocgate: {exc}") from None
+            raise self.CollectError(f"allocgate: {one_line(str(exc))}") from None
         for w in workloads:
             yield WorkloadItem.from_parent(self, name=w.name, workload=w)
 
@@ -199,28 +211,30 @@ class WorkloadItem(pytest.Item):
     def setup(self) -> None:
         # Could-not-evaluate problems surface here, so pytest reports an error,
         # not a failure; only a real regression fails in runtest().
-        from allocgate.api import baseline_entry, judge
+        from allocgate.api import baseline_entry, bless_runs, judge
         from allocgate.baseline_file import read_baseline
         from allocgate.errors import AllocgateError
 
         state = self.config.stash[_SESSION]
         w = self.workload
         try:
-            measurement: Measurement = state.runner.measure(w)
+            if not state.bless:
+                # Before the build: a missing or mismatched baseline entry stops here.
+                from allocgate.api import bless_command, preflight
+
+                baseline = read_baseline(state.load().baseline)
+                preflight([w], baseline, bless_command(state.settings, [w.name]))
+            runs = bless_runs(w) if state.bless else None
+            measurement: Measurement = state.runner.measure(w, runs)
         except AllocgateError as exc:
-            self._keep_error(str(exc))
-            pytest.fail(f"allocgate: {exc}", pytrace=False)
+            self._keep_error(one_line(str(exc)))
+            pytest.fail(f"allocgate: {one_line(str(exc))}", pytrace=False)
         if state.bless:
             from allocgate.report import WorkloadResult
 
             self.blessed = baseline_entry(w, measurement)
             self.result = WorkloadResult(w.name, error=None, profiles=measurement.kept)
             return
-        try:
-            baseline = read_baseline(state.load().baseline)
-        except AllocgateError as exc:
-            self._keep_error(str(exc))
-            pytest.fail(f"allocgate: {exc}", pytrace=False)
         self.result = judge(w, measurement, baseline)
         if self.result.error is not None:
             pytest.fail(f"allocgate: {self.result.error}", pytrace=False)
@@ -232,9 +246,14 @@ class WorkloadItem(pytest.Item):
 
     def runtest(self) -> None:
         if self.result is not None and self.result.verdict == "regressed":
+            from allocgate.api import bless_command
             from allocgate.render.text import comparison_text
 
-            raise RegressionFound(comparison_text(self.result))
+            state = self.config.stash[_SESSION]
+            hint = bless_command(state.settings, [self.workload.name])
+            raise RegressionFound(
+                comparison_text(self.result) + f"If the growth is intended: {hint}\n"
+            )
 
     def repr_failure(
         self,
@@ -271,7 +290,7 @@ def pytest_collection_modifyitems(
         path = config.invocation_params.dir / "allocgate.yml"
         collector = WorkloadFile.from_parent(session, path=path)
         report = pytest.CollectReport(
-            collector.nodeid, "failed", f"allocgate: {exc}", [], sections=[]
+            collector.nodeid, "failed", f"allocgate: {one_line(str(exc))}", [], sections=[]
         )
         config.hook.pytest_collectreport(report=report)
         return

@@ -30,15 +30,25 @@ DEFAULT_BASELINE = "allocgate-baseline.yml"
 PYTEST_PREFIX = "allocgate-"
 
 
+MAX_ARGUMENT = 1_000_000
+
+
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
+    # ASCII digits only: int() would also take '٥', or a number of 4000 digits.
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 7 else 0
+    if not 1 <= value <= MAX_ARGUMENT:
         raise argparse.ArgumentTypeError(
-            f"expected a positive whole number, got {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+            f"expected a positive whole number up to {MAX_ARGUMENT}, got {text[:40]!r}"
+        )
+    return value
+
+
+def seconds(text: str) -> float:
+    from allocgate.schema import decimal
+
+    value = decimal(text)
+    if value is None or not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds up to 3600, got {text[:40]!r}")
     return value
 
 
@@ -114,14 +124,32 @@ _OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "threshold",
-        "tolerance: [METRIC:]RELATIVE%%[:ABSOLUTE], e.g. 5%%:1KiB or total_blocks:10%%:100 "
-        "(default 5%% and 1 KiB / 100 blocks); a site regresses only past both",
+        "tolerance: [METRIC:]RELATIVE%% [or ABSOLUTE], e.g. '5%% or 1 KiB' or "
+        "'total_blocks: 10%% or 100' (default 5%% and 1 KiB / 100 blocks; overrides the "
+        "config's); a site regresses only past both; repeatable",
         {"action": "append", "default": [], "metavar": "SPEC"},
     ),
     Option(
         "depth",
         "user frames that make a callsite's key (default: 1, or the baseline's)",
         {"type": positive_int, "default": None},
+    ),
+    Option(
+        "keys",
+        "callsite keys: workspace (the workspace function and the dependency it called; "
+        "default) or innermost (the first frames that are not std)",
+        {"choices": ("workspace", "innermost"), "default": None},
+    ),
+    Option(
+        "workspace",
+        "a bare profile's workspace crates (default: the crate of the profiled binary)",
+        {"metavar": "NAME[,NAME...]", "default": None},
+    ),
+    Option(
+        "binary",
+        "the profiled binary, for names from its debug info (default: the program in the "
+        "profile's command, if it still exists)",
+        {"type": Path, "metavar": "PATH", "default": None},
     ),
     Option(
         "skip",
@@ -134,6 +162,16 @@ _OPTIONS: tuple[Option, ...] = (
         "shard",
         "run the K-th of N deterministic subsets of the workloads",
         {"metavar": "K/N", "default": None},
+    ),
+    Option(
+        "examples",
+        "init: also one workload per example target",
+        {"action": "store_true", "default": False},
+    ),
+    Option(
+        "force",
+        "init: replace an existing config file",
+        {"action": "store_true", "default": False},
     ),
     Option(
         "comment",
@@ -184,6 +222,11 @@ _OPTIONS: tuple[Option, ...] = (
         "environment variable holding the token (default GITHUB_TOKEN)",
         {"default": "GITHUB_TOKEN", "metavar": "NAME"},
     ),
+    Option(
+        "github-timeout",
+        "each GitHub API request is answered in full within SECONDS, or fails (default 30)",
+        {"type": seconds, "default": 30.0, "metavar": "SECONDS"},
+    ),
 )
 OPTIONS: dict[str, Option] = {o.name: o for o in _OPTIONS}
 
@@ -216,10 +259,17 @@ def add_pytest_options(group: Any, parser: Any) -> None:
         "report-md",
         "keep-profiles",
         "bless",
+        "threshold",
         prefix=PYTEST_PREFIX,
     )
     _PYTEST_WORKLOAD.register(group.addoption, PYTEST_PREFIX)
     parser.addini("allocgate_config", "allocgate.yml to use (--allocgate-config wins)", default="")
+    parser.addini(
+        "allocgate_threshold",
+        "tolerances like '5% or 1 KiB', one per line (--allocgate-threshold wins)",
+        type="linelist",
+        default=[],
+    )
 
 
 @dataclass(frozen=True)
@@ -231,6 +281,8 @@ class CommentSettings:
     id: str = "default"
     pr: int | None = None
     token_env: str = "GITHUB_TOKEN"
+    timeout: float = 30.0
+    """Seconds for each API request, body included (a total deadline, not per read)."""
 
 
 @dataclass(frozen=True)
@@ -255,9 +307,19 @@ class Settings:
     tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: MappingProxyType({}))
     depth: int | None = None
     skip: tuple[str, ...] = ()
+    keys: str | None = None
+    """``workspace`` or ``innermost``; None: the config's (default workspace)."""
+    workspace: tuple[str, ...] = ()
+    """show/diff: the bare profile's workspace crates (none: guessed from its command)."""
+    binary: Path | None = None
+    """show/diff: the profiled binary (None: the program in the profile's command)."""
     comment: CommentSettings = field(default_factory=CommentSettings)
     bless: bool = False
     """pytest: measure for the baseline instead of judging."""
+    examples: bool = False
+    """init: example targets become workloads too."""
+    force: bool = False
+    """init: an existing config file may be replaced."""
     profile: Path | None = None
     """bless/show: a profile file to use instead of running."""
     workload: str | None = None
@@ -268,6 +330,8 @@ class Settings:
     after: Path | None = None
     reports: tuple[Path, ...] = ()
     """merge: partial reports; comment: the one report."""
+    bless_base: str = "allocgate bless"
+    """The command that blesses, before the workload names (the CLI's or pytest's)."""
     reason: str | None = None
     """bless: why; recorded in the baseline's provenance."""
     from_comment: bool = False
@@ -290,10 +354,18 @@ class Settings:
         metrics = self.metrics or ("total_bytes",)
         return GateSettings(metrics=metrics, top=self.top or 5, tolerances=dict(self.tolerances))
 
-    def fold(self, depth: int | None = None) -> FoldOptions:
+    def fold(self, depth: int | None = None, keys: str | None = None) -> FoldOptions:
+        """How a bare profile folds (show, diff, bless --profile)."""
         from allocgate.callsites import FoldOptions
+        from allocgate.workspace import Workspace
 
-        return FoldOptions(depth=self.depth or depth or 1, skip=self.skip)
+        return FoldOptions(
+            depth=self.depth or depth or 1,
+            skip=self.skip,
+            keys=self.keys or keys or "workspace",
+            workspace=Workspace.named(self.workspace) if self.workspace else None,
+            binary=self.binary,
+        )
 
     @classmethod
     def from_args(
@@ -317,18 +389,24 @@ class Settings:
             format=get("format", "text"),
             top=get("top"),
             metrics=metrics,
-            tolerances=MappingProxyType(
-                _tolerances(get("threshold") or (), metrics or ("total_bytes",))
-            ),
+            tolerances=MappingProxyType(_tolerances(get("threshold") or (), metrics or None)),
             depth=get("depth"),
             skip=tuple(get("skip") or ()),
+            keys=get("keys"),
+            workspace=tuple(n for n in (get("workspace") or "").split(",") if n.strip()),
+            binary=get("binary"),
             comment=CommentSettings(
                 post=bool(get("comment", False)),
                 mode=get("comment_mode", "always"),
                 id=get("comment_id", "default"),
                 pr=get("pr"),
                 token_env=get("token_env", "GITHUB_TOKEN"),
+                timeout=get("github_timeout", 30.0),
             ),
+            bless_base="allocgate bless"
+            + (f" --config {get('config')}" if get("config") is not None else ""),
+            examples=bool(get("examples", False)),
+            force=bool(get("force", False)),
             profile=get("profile"),
             workload=get("workload"),
             baseline=get("baseline"),
@@ -349,10 +427,15 @@ class Settings:
         def get(name: str) -> Any:
             return config.getoption((PYTEST_PREFIX + name).replace("-", "_"))
 
+        specs = get("threshold") or config.getini("allocgate_threshold")
+        given = get("config")
         return cls(
+            bless_base="pytest --allocgate-bless"
+            + (f" --allocgate-config {given}" if given else ""),
             config=pytest_config_path(config),
             start=config.invocation_params.dir,
             workloads=tuple(get("workload")),
+            tolerances=MappingProxyType(_tolerances(specs, None)),
             report_json=get("report-json"),
             report_md=get("report-md"),
             keep_profiles=get("keep-profiles"),
@@ -385,12 +468,12 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def _tolerances(specs: Any, metrics: tuple[str, ...]) -> dict[str, Tolerance]:
+def _tolerances(specs: Any, metrics: tuple[str, ...] | None) -> dict[str, Tolerance]:
     from allocgate.quantities import parse_threshold
 
     tolerances: dict[str, Tolerance] = {}
     for spec in specs:
-        tolerances.update(parse_threshold(spec, metrics))
+        tolerances.update(parse_threshold(spec, metrics, what=f"threshold {spec!r}"))
     return tolerances
 
 
