@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 from allocgate.baseline import Baseline, WorkloadBaseline
 from allocgate.baseline_file import read_baseline, update_baseline
-from allocgate.compare import compare
+from allocgate.compare import GateSettings, compare, recorded_count
 from allocgate.config import Config, WorkloadConfig, load_config
+from allocgate.envelope import Span, Swing, merge_spans, swings
 from allocgate.errors import AllocgateError, BaselineError, ConfigError
 from allocgate.load import load_profile, sniff
 from allocgate.process import Progress
@@ -48,12 +49,6 @@ class BlessOutcome:
     path: Path
     old: dict[str, WorkloadBaseline]
     new: dict[str, WorkloadBaseline]
-
-
-def recorded_count(top: int) -> int:
-    """How many callsites a baseline keeps: enough that a site climbing from rank
-    N+1 is compared against its old value rather than reported as new."""
-    return max(3 * top, top + 10)
 
 
 def shard(workloads: Sequence[WorkloadConfig], k: int, n: int) -> list[WorkloadConfig]:
@@ -130,11 +125,24 @@ def judge(w: WorkloadConfig, measurement: Measurement, baseline: Baseline) -> Wo
         comparison=comparison,
         profiles=measurement.kept,
         runs=measurement.runs,
-        spread=measurement.spread if measurement.runs > 1 else {},
-        nondeterministic=measurement.nondeterministic,
+        baseline_runs=entry.runs,
+        swings=tuple(nondeterministic(entry, measurement.profile, w.gate)),
         seconds=seconds,
         warnings=tuple(drift(w.name, w.profiler, recorded, measurement.provenance)),
     )
+
+
+def nondeterministic(entry: WorkloadBaseline, current: Profile, gate: GateSettings) -> list[Swing]:
+    """The sites whose gated metrics varied between the bless's runs or this check's,
+    each with the whole range seen on both, widest swing first."""
+    keep = recorded_count(gate.top)
+    keys = [s.key for s in entry.callsites] + [s.key for s in current.top(keep, gate.rank_metric)]
+    spans: dict[str, dict[str, Span]] = {}
+    for key in dict.fromkeys(keys):
+        merged = merge_spans(entry.spans.get(key, {}), current.spans.get(key, {}))
+        if merged:
+            spans[key] = merged
+    return swings(spans, gate.metrics)
 
 
 def check_workload(w: WorkloadConfig, runner: Runner, baseline: Baseline) -> WorkloadResult:
@@ -275,7 +283,14 @@ def baseline_entry(w: WorkloadConfig, measurement: Measurement) -> WorkloadBasel
         measurement.profile,
         recorded_count(w.gate.top),
         provenance=measurement.provenance.to_dict(),
+        ranged=w.gate.metrics,
     )
+
+
+def bless_runs(w: WorkloadConfig) -> int:
+    """A bless measures at least ``bless_runs`` times, so the baseline holds each
+    site's noise envelope, not one run's luck."""
+    return max(w.runs, w.bless_runs)
 
 
 def record(
@@ -322,7 +337,7 @@ def bless_workloads(
     config: Config, workloads: Sequence[WorkloadConfig], measure: Runner, blessing: BlessRecord
 ) -> BlessOutcome:
     """Measures every workload first, then writes the baseline once: all or nothing."""
-    entries = {w.name: baseline_entry(w, measure.measure(w)) for w in workloads}
+    entries = {w.name: baseline_entry(w, measure.measure(w, bless_runs(w))) for w in workloads}
     return record(config.baseline, entries, blessing)
 
 
@@ -441,12 +456,14 @@ def write_reports(outcome: Outcome, settings: Settings) -> None:
     GitHub Actions; the gate's verdict does not depend on any of it."""
     from allocgate.atomic import atomic_write
     from allocgate.github.publish import publish
+    from allocgate.github.redact import redact
 
     markdown = None
+    # Reports quote profiles and configs: a token that got into one is masked.
     if settings.report_json is not None:
-        atomic_write(settings.report_json, outcome.report.to_json().decode(), ConfigError)
+        atomic_write(settings.report_json, redact(outcome.report.to_json().decode()), ConfigError)
     if settings.report_md is not None:
-        markdown = report_markdown(outcome.report, outcome.context)
+        markdown = redact(report_markdown(outcome.report, outcome.context))
         atomic_write(settings.report_md, markdown, ConfigError)
     env = settings.environ
     if env.get("GITHUB_STEP_SUMMARY") or env.get("GITHUB_OUTPUT") or settings.comment.post:

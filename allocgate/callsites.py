@@ -83,6 +83,14 @@ class FoldOptions:
     symbolize: bool = True
     """Whether to read names from the binary's debug info at all."""
 
+    def __post_init__(self) -> None:
+        from allocgate.errors import ConfigError
+        from allocgate.schema import regex
+
+        # Each pattern on its own: joined, 'a)|(b' would compile and mean something else.
+        for i, pattern in enumerate(self.skip):
+            regex(pattern, ConfigError, "skip", f"pattern {i + 1}")
+
     def skip_regex(self) -> re.Pattern[str] | None:
         return re.compile("|".join(f"(?:{p})" for p in self.skip)) if self.skip else None
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from allocgate import __version__
+from allocgate.github.redact import register_secret
+from allocgate.messages import error_line, one_line
 from allocgate.report import EXIT_ERROR
 from allocgate.settings import Settings, add_options
 
@@ -25,11 +27,11 @@ if TYPE_CHECKING:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, like every other allocgate error, not argparse's usage dump.
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_ERROR, error_line(self.prog, f"{message} (see --help)") + "\n")
 
 
 _WORKLOADS: dict[str, Any] = {"nargs": "*", "metavar": "WORKLOAD", "help": "default: all"}
-_COMMENT = ("comment-mode", "comment-id", "pr", "token-env")
+_COMMENT = ("comment-mode", "comment-id", "pr", "token-env", "github-timeout")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,18 +217,20 @@ def _finish(outcome: Outcome, settings: Settings) -> int:
 
     _print_outcome(outcome, settings.format)
     for note in outcome.notes:
-        print(f"allocgate: warning: {note}", file=sys.stderr)
+        print(f"allocgate: warning: {one_line(note)}", file=sys.stderr)
     api.write_reports(outcome, settings)
     return outcome.exit_code
 
 
 def cmd_run(settings: Settings) -> int:
     from allocgate import api
+    from allocgate.render.text import varied_text
+    from allocgate.runs import profile_swings
 
     failed = False
     for w, measured in api.measure_each(settings):
         if isinstance(measured, Exception):
-            print(f"allocgate: error: {measured}", file=sys.stderr)
+            print(error_line("allocgate", measured), file=sys.stderr)
             failed = True
             continue
         profile = measured.profile
@@ -236,11 +240,10 @@ def cmd_run(settings: Settings) -> int:
             sys.stdout.write(f"== {w.name}\n")
         _print_profile(profile, sites, metric, settings.format)
         if settings.format == "text":
-            if measured.nondeterministic:
-                sys.stdout.write(
-                    f"warning: {len(measured.nondeterministic)} callsite(s) varied between "
-                    f"runs: {', '.join(measured.nondeterministic[:5])}\n"
-                )
+            varied = profile_swings(profile, w.gate.metrics, [s.key for s in sites])
+            if varied:
+                runs = f"{measured.runs} runs"
+                sys.stdout.write(varied_text(varied, runs, profile.units) + "\n")
             if measured.kept:
                 sys.stdout.write("raw profiles: " + ", ".join(measured.kept) + "\n")
     return EXIT_ERROR if failed else 0
@@ -276,18 +279,28 @@ COMMANDS: dict[str, Callable[[Settings], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     from allocgate.errors import AllocgateError
 
+    # Masked in every message from the start, whichever command runs.
+    register_secret(os.environ.get("GITHUB_TOKEN"))
     parser = build_parser()
     args = parser.parse_args(argv)
+    register_secret(os.environ.get(getattr(args, "token_env", None) or "GITHUB_TOKEN"))
     try:
         return COMMANDS[args.command](Settings.from_args(args))
     except AllocgateError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"allocgate: error: {exc}", file=sys.stderr)
+        print(error_line("allocgate", exc), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("allocgate: interrupted", file=sys.stderr)
         return 130
+    except (RecursionError, MemoryError, ValueError, TypeError, OverflowError, KeyError) as exc:
+        # A bug, not bad input (bad input is an AllocgateError): still one line, exit 2.
+        if args.debug:
+            traceback.print_exc()
+        what = f"internal error: {type(exc).__name__}: {exc}"
+        print(error_line("allocgate", f"{what} (rerun with --debug for details)"), file=sys.stderr)
+        return EXIT_ERROR
     except BrokenPipeError:
         # `allocgate show | head`: the reader went away; that is not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from allocgate.messages import one_line
+
 if TYPE_CHECKING:
     from allocgate.baseline import WorkloadBaseline
     from allocgate.config import Config, WorkloadConfig
@@ -122,7 +124,7 @@ class AllocgateSession:
         try:
             self.finish()
         except AllocgateError as exc:
-            self.bless_notes.append(f"error: {exc}")
+            self.bless_notes.append(f"error: {one_line(str(exc))}")
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
             return
         if self.unexplained and session.exitstatus == pytest.ExitCode.OK:
@@ -190,7 +192,7 @@ class WorkloadFile(pytest.File):
 
             workloads = api.selected(state.load(), state.settings)
         except AllocgateError as exc:
-            raise self.CollectError(f"allocgate: {exc}") from None
+            raise self.CollectError(f"allocgate: {one_line(str(exc))}") from None
         for w in workloads:
             yield WorkloadItem.from_parent(self, name=w.name, workload=w)
 
@@ -209,7 +211,7 @@ class WorkloadItem(pytest.Item):
     def setup(self) -> None:
         # Could-not-evaluate problems surface here, so pytest reports an error,
         # not a failure; only a real regression fails in runtest().
-        from allocgate.api import baseline_entry, judge
+        from allocgate.api import baseline_entry, bless_runs, judge
         from allocgate.baseline_file import read_baseline
         from allocgate.errors import AllocgateError
 
@@ -222,10 +224,11 @@ class WorkloadItem(pytest.Item):
 
                 baseline = read_baseline(state.load().baseline)
                 preflight([w], baseline, bless_command(state.settings, [w.name]))
-            measurement: Measurement = state.runner.measure(w)
+            runs = bless_runs(w) if state.bless else None
+            measurement: Measurement = state.runner.measure(w, runs)
         except AllocgateError as exc:
-            self._keep_error(str(exc))
-            pytest.fail(f"allocgate: {exc}", pytrace=False)
+            self._keep_error(one_line(str(exc)))
+            pytest.fail(f"allocgate: {one_line(str(exc))}", pytrace=False)
         if state.bless:
             from allocgate.report import WorkloadResult
 
@@ -287,7 +290,7 @@ def pytest_collection_modifyitems(
         path = config.invocation_params.dir / "allocgate.yml"
         collector = WorkloadFile.from_parent(session, path=path)
         report = pytest.CollectReport(
-            collector.nodeid, "failed", f"allocgate: {exc}", [], sections=[]
+            collector.nodeid, "failed", f"allocgate: {one_line(str(exc))}", [], sections=[]
         )
         config.hook.pytest_collectreport(report=report)
         return

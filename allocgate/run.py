@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from allocgate import profilers
 from allocgate.build import Builder
 from allocgate.errors import ProfileError, WorkloadError
+from allocgate.load import check_counts
 from allocgate.process import Progress, require_tool
 from allocgate.profile import Profile
 from allocgate.provenance import Provenance
@@ -32,9 +33,8 @@ class Measurement:
     """A workload's profile (the median of its runs) and how the runs varied."""
 
     profile: Profile
+    """The runs combined: per-callsite medians and the ranges they spanned."""
     runs: int
-    spread: dict[str, list[int]] = field(default_factory=dict)
-    nondeterministic: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
     provenance: Provenance = field(default_factory=Provenance)
@@ -80,7 +80,9 @@ class Runner:
         self.builder = Builder(self.progress)
         self.keep_profiles = keep_profiles
 
-    def measure(self, w: WorkloadConfig) -> Measurement:
+    def measure(self, w: WorkloadConfig, runs: int | None = None) -> Measurement:
+        """Builds ``w`` and runs it ``runs`` times (default: its configured ``runs``)."""
+        n = runs or w.runs
         profiler = profilers.get(w.profiler)
         # Fail before a long build when the profiler itself is missing.
         require_tool("cargo")
@@ -94,8 +96,8 @@ class Runner:
         kept: list[str] = []
         run_time = analyse_time = 0.0
         with tempfile.TemporaryDirectory(prefix="allocgate-") as tmp:
-            for i in range(1, w.runs + 1):
-                counter = f" {i}/{w.runs}" if w.runs > 1 else ""
+            for i in range(1, n + 1):
+                counter = f" {i}/{n}" if n > 1 else ""
                 out = Path(tmp) / f"{w.name}.{i}.{profiler.raw_suffix}"
                 with self.progress.step(f"running {w.name}{counter} under {profiler.name}"):
                     done, raw = profiler.run(w, exe, out)
@@ -103,6 +105,7 @@ class Runner:
                 t0 = time.monotonic()
                 try:
                     profile = profiler.read(raw, fold)
+                    check_counts(raw, profile)
                 except ProfileError as exc:
                     raise WorkloadError(f"workload {w.name!r}: {exc}") from exc
                 profile = relative_locations(profile, location_root(w.manifest))
@@ -115,7 +118,7 @@ class Runner:
                         "remove it from 'metrics'"
                     )
                 if self.keep_profiles is not None:
-                    kept_path = self._keep(raw, w.name, i, w.runs)
+                    kept_path = self._keep(raw, w.name, i, n)
                     kept.append(str(kept_path))
                     profile = dataclasses.replace(profile, source=str(kept_path))
                 else:
@@ -126,13 +129,10 @@ class Runner:
             from allocgate.render.text import NO_DEBUG_INFO_HINT
 
             self.progress.note(f"{w.name}: {NO_DEBUG_INFO_HINT}")
-        combined, spread, unstable = combine_runs(profiles)
         return Measurement(
             provenance=current_provenance(w.manifest, w.cargo_profile, w.profiler),
-            profile=combined,
+            profile=combine_runs(profiles),
             runs=len(profiles),
-            spread=spread,
-            nondeterministic=unstable,
             kept=tuple(kept),
             seconds=seconds,
         )

@@ -30,15 +30,25 @@ DEFAULT_BASELINE = "allocgate-baseline.yml"
 PYTEST_PREFIX = "allocgate-"
 
 
+MAX_ARGUMENT = 1_000_000
+
+
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
+    # ASCII digits only: int() would also take '٥', or a number of 4000 digits.
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 7 else 0
+    if not 1 <= value <= MAX_ARGUMENT:
         raise argparse.ArgumentTypeError(
-            f"expected a positive whole number, got {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+            f"expected a positive whole number up to {MAX_ARGUMENT}, got {text[:40]!r}"
+        )
+    return value
+
+
+def seconds(text: str) -> float:
+    from allocgate.schema import decimal
+
+    value = decimal(text)
+    if value is None or not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds up to 3600, got {text[:40]!r}")
     return value
 
 
@@ -212,6 +222,11 @@ _OPTIONS: tuple[Option, ...] = (
         "environment variable holding the token (default GITHUB_TOKEN)",
         {"default": "GITHUB_TOKEN", "metavar": "NAME"},
     ),
+    Option(
+        "github-timeout",
+        "each GitHub API request is answered in full within SECONDS, or fails (default 30)",
+        {"type": seconds, "default": 30.0, "metavar": "SECONDS"},
+    ),
 )
 OPTIONS: dict[str, Option] = {o.name: o for o in _OPTIONS}
 
@@ -266,6 +281,8 @@ class CommentSettings:
     id: str = "default"
     pr: int | None = None
     token_env: str = "GITHUB_TOKEN"
+    timeout: float = 30.0
+    """Seconds for each API request, body included (a total deadline, not per read)."""
 
 
 @dataclass(frozen=True)
@@ -384,6 +401,7 @@ class Settings:
                 id=get("comment_id", "default"),
                 pr=get("pr"),
                 token_env=get("token_env", "GITHUB_TOKEN"),
+                timeout=get("github_timeout", 30.0),
             ),
             bless_base="allocgate bless"
             + (f" --config {get('config')}" if get("config") is not None else ""),

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGSCAN = ROOT / "fixtures" / "crates" / "logscan"
@@ -202,7 +203,5 @@ def logscan(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     ``improved``). Import this fixture into a test module to use it."""
     why = missing_requirements()
     if why is not None:
-        if os.environ.get("ALLOCGATE_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"{why}, and ALLOCGATE_REQUIRE_TOOLS=1 requires it")
-        pytest.skip(why)
+        skip_or_fail(why)
     return Builds(shared_dir(tmp_path_factory))

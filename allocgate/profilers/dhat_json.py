@@ -21,6 +21,7 @@ from allocgate.errors import ProfileError
 from allocgate.frames import Frame
 from allocgate.profile import Profile
 from allocgate.profilers.symbols import frame_table
+from allocgate.schema import show, top_level_key_once
 
 _MODES = {
     "rust-heap": ("dhat-rs", "heap"),
@@ -89,6 +90,7 @@ def _load(path: Path, data: bytes, options: FoldOptions) -> Profile:
     # Everything but the program points, decoded whole: header and frame table.
     rest = _decode(path, data[:pps_start] + data[pps_end:])
     profiler, mode = _check_header(path, rest)
+    _check_unique_keys(path, data, rest)
     frames = _parse_frames(path, rest.get("ftbl"), profiler)
     metrics = HEAP_METRICS if mode == "heap" else AD_HOC_METRICS
     table = frame_table(frames, options, str(rest.get("cmd", "")))
@@ -214,6 +216,23 @@ def _decode(path: Path, data: bytes, what: str = "profile") -> Any:
         ) from None
 
 
+def _check_unique_keys(path: Path, data: bytes, rest: dict[str, Any]) -> None:
+    """'pps' and 'ftbl' once each, at the top level.
+
+    The program points are found by searching the bytes, and a JSON decoder keeps
+    the last of duplicate keys: either would silently read the wrong copy.
+    """
+    for key in ("pps", "ftbl"):
+        if not top_level_key_once(data, key):
+            raise ProfileError(
+                f"{path}: field {key!r} appears more than once (duplicated or nested); "
+                "a DHAT profile has exactly one"
+            )
+    if rest.get("pps") != []:
+        # The array cut out was not the top-level one: it sits inside another field.
+        raise ProfileError(f"{path}: field 'pps' is nested inside another field, not top-level")
+
+
 def _check_header(path: Path, doc: Any) -> tuple[str, str]:
     if not isinstance(doc, dict):
         raise ProfileError(f"{path}: not a DHAT profile (expected a JSON object)")
@@ -248,8 +267,11 @@ def _parse_frames(path: Path, ftbl: Any, profiler: str) -> list[Frame]:
     frames = []
     for i, text in enumerate(ftbl):
         if not isinstance(text, str):
-            raise ProfileError(f"{path}: ftbl[{i}] must be a string, got {text!r}")
-        frames.append(parse_frame(text))
+            raise ProfileError(f"{path}: ftbl[{i}] must be a string, got {show(text)}")
+        try:
+            frames.append(parse_frame(text))
+        except ValueError as exc:
+            raise ProfileError(f"{path}: ftbl[{i}]: {exc}") from None
     return frames
 
 
@@ -265,7 +287,10 @@ def parse_frame(text: str) -> Frame:
     lm = _LOC_RE.match(loc)
     if lm is None or lm.group("file") == "???":
         return Frame(function=m.group("func"), address=address)
-    line = int(lm.group("line"))
+    digits = lm.group("line")
+    if len(digits) > 9 or not digits.isascii():
+        raise ValueError(f"line number {show(digits, 40)} is not a line number")
+    line = int(digits)
     return Frame(
         function=m.group("func"), file=lm.group("file"), line=line or None, address=address
     )
