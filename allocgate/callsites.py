@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from allocgate.frames import Frame
+from allocgate.frames import SYMBOL_HASH_RE, Frame
 
 KEY_SEPARATOR = " ← "
 """Joins the frames of a key, innermost first: ``a ← b`` reads "a, called from b"."""
@@ -115,7 +115,6 @@ _PRIMITIVES = frozenset(
         "()",
     ]
 )
-_HASH_RE = re.compile(r"::h[0-9a-f]{16}$")
 _CLOSURE_RE = re.compile(r"\{\{closure\}\}|\{closure#\d+\}")
 _ABS_PREFIX_RES = (
     re.compile(r"^/rustc/[0-9a-f]+/"),
@@ -174,7 +173,7 @@ def _matching(text: str, start: int) -> int:
 
 def normalize_function(name: str) -> str:
     """The stable spelling of a function name: no hash, no generics, one closure form."""
-    name = _HASH_RE.sub("", name.strip())
+    name = SYMBOL_HASH_RE.sub("", name.strip())
     name = _CLOSURE_RE.sub("{closure}", name)
     if "<" in name:
         name = strip_generics(name)
@@ -415,7 +414,7 @@ def _resolve_inlined(
 
 
 def describe_frame(frame: Frame) -> str:
-    name = _HASH_RE.sub("", frame.function)
+    name = SYMBOL_HASH_RE.sub("", frame.function)
     if frame.file:
         where = normalize_path(frame.file) + (f":{frame.line}" if frame.line else "")
         return f"{name} ({where})"

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from allocgate.callsites import Callsite
+from allocgate.callsites import Callsite, sort_callsites
 from allocgate.errors import AllocgateError
 from allocgate.metrics import METRICS, metric_info
 from allocgate.profile import Profile
@@ -236,4 +236,4 @@ def compare(
 
 
 def _ranked(sites: Sequence[Callsite], metric: str) -> list[Callsite]:
-    return sorted(sites, key=lambda s: (-s.metrics.get(metric, 0), s.key))
+    return sort_callsites(sites, metric)

@@ -9,23 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from allocgate.baseline import parse_yaml
+from allocgate import profilers
 from allocgate.callsites import FoldOptions
 from allocgate.compare import GateSettings
 from allocgate.errors import ConfigError
 from allocgate.metrics import METRIC_NAMES, METRICS
-from allocgate.profile import PROFILERS
-from allocgate.quantities import (
-    Tolerance,
-    parse_count,
-    parse_duration,
-    parse_percent,
-    parse_size,
-)
+from allocgate.quantities import Tolerance, parse_duration, parse_tolerance
+from allocgate.settings import DEFAULT_BASELINE
+from allocgate.yaml_doc import parse_yaml
 
 CONFIG_NAMES = ("allocgate.yml", "allocgate.yaml")
-DEFAULT_BASELINE = "allocgate-baseline.yml"
-DHAT_FEATURE = "dhat-heap"
 
 _SETTING_KEYS = {
     "profiler",
@@ -185,67 +178,115 @@ def _workload(
             raise where.error(
                 f"{at}.{key}", f"unknown key (expected one of: {', '.join(sorted(_WORKLOAD_KEYS))})"
             )
+    setting = _Settings(at, entry, defaults)
+    manifest = _manifest(where, root, at, entry)
+    key, profiler = setting("profiler", "dhat-rs")
+    if profiler not in profilers.NAMES:
+        raise where.error(key, f"expected one of {', '.join(profilers.NAMES)}, got {profiler!r}")
+    key, cargo_profile = setting("cargo_profile", "profiling")
+    _string(where, key, cargo_profile)
+    features = _features(where, at, entry, defaults, profiler)
+    bin_name, example = _target(where, at, entry)
+    args, env, cwd = _args(where, at, entry), _env(where, at, entry), _cwd(where, root, at, entry)
+    key, runs = setting("runs", 1)
+    runs = _positive(where, key, runs)
+    key, timeout = setting("timeout", "10m")
+    try:
+        timeout_s = parse_duration(timeout, what=key)
+    except ConfigError as exc:
+        raise ConfigError(f"{where.path}: {exc}") from None
+    return WorkloadConfig(
+        name=name,
+        manifest=manifest,
+        cwd=cwd,
+        profiler=profiler,
+        bin=bin_name,
+        example=example,
+        args=args,
+        env=env,
+        cargo_profile=cargo_profile,
+        features=features,
+        runs=runs,
+        timeout=timeout_s,
+        gate=_gate(where, setting),
+        fold=_fold(where, setting),
+    )
 
-    def setting(key: str, default: Any) -> tuple[str, Any]:
-        if key in entry:
-            return f"{at}.{key}", entry[key]
-        if key in defaults:
-            return f"defaults.{key}", defaults[key]
-        return f"{at}.{key}", default
 
+class _Settings:
+    """A setting of one workload: its own value, else the default's, else allocgate's."""
+
+    def __init__(self, at: str, entry: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
+        self.at, self.entry, self.defaults = at, entry, defaults
+
+    def __call__(self, key: str, default: Any) -> tuple[str, Any]:
+        if key in self.entry:
+            return f"{self.at}.{key}", self.entry[key]
+        if key in self.defaults:
+            return f"defaults.{key}", self.defaults[key]
+        return f"{self.at}.{key}", default
+
+
+def _manifest(where: _Where, root: Path, at: str, entry: Mapping[str, Any]) -> Path:
     manifest = entry.get("manifest")
     if not isinstance(manifest, str) or not manifest:
         raise where.error(f"{at}.manifest", "missing: the path of the workload's Cargo.toml")
     manifest_path = (root / manifest).resolve()
     if not manifest_path.is_file():
         raise where.error(f"{at}.manifest", f"no such file: {manifest_path}")
+    return manifest_path
 
-    key, profiler = setting("profiler", "dhat-rs")
-    if profiler not in PROFILERS:
-        raise where.error(key, f"expected one of {', '.join(PROFILERS)}, got {profiler!r}")
-    key, cargo_profile = setting("cargo_profile", "profiling")
-    _string(where, key, cargo_profile)
+
+def _features(
+    where: _Where, at: str, entry: Mapping[str, Any], defaults: Mapping[str, Any], profiler: str
+) -> tuple[str, ...]:
     if "features" in entry:
-        features = _strings(where, f"{at}.features", entry["features"])
-    elif profiler == "dhat-rs":
-        # Features under `defaults` are dhat-rs's: a Valgrind or heaptrack run
-        # must not build in dhat's global allocator.
-        features = _strings(where, "defaults.features", defaults.get("features", [DHAT_FEATURE]))
-    else:
-        features = ()
+        return _strings(where, f"{at}.features", entry["features"])
+    chosen = profilers.get(profiler)
+    if not chosen.reads_default_features:
+        return ()
+    if "features" in defaults:
+        return _strings(where, "defaults.features", defaults["features"])
+    return chosen.default_features
+
+
+def _target(where: _Where, at: str, entry: Mapping[str, Any]) -> tuple[str | None, str | None]:
     bin_name, example = entry.get("bin"), entry.get("example")
     if bin_name is not None and example is not None:
         raise where.error(at, "give either 'bin' or 'example', not both")
     for k, v in (("bin", bin_name), ("example", example)):
         if v is not None:
             _string(where, f"{at}.{k}", v)
+    return bin_name, example
+
+
+def _args(where: _Where, at: str, entry: Mapping[str, Any]) -> tuple[str, ...]:
     args = entry.get("args", [])
     if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) for a in args):
         raise where.error(f"{at}.args", "expected a list of strings")
+    return tuple(str(a) for a in args)
+
+
+def _env(where: _Where, at: str, entry: Mapping[str, Any]) -> dict[str, str]:
     env = entry.get("env", {})
     if not isinstance(env, Mapping) or not all(
         isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in env.items()
     ):
         raise where.error(f"{at}.env", "expected a mapping of variable names to strings")
-    cwd = entry.get("cwd", ".")
-    _string(where, f"{at}.cwd", cwd)
+    return {k: str(v) for k, v in env.items()}
+
+
+def _cwd(where: _Where, root: Path, at: str, entry: Mapping[str, Any]) -> Path:
+    cwd = _string(where, f"{at}.cwd", entry.get("cwd", "."))
     cwd_path = (root / cwd).resolve()
     if not cwd_path.is_dir():
         raise where.error(f"{at}.cwd", f"no such directory: {cwd_path}")
+    return cwd_path
 
+
+def _gate(where: _Where, setting: _Settings) -> GateSettings:
     key, top = setting("top", 5)
     top = _positive(where, key, top)
-    key, runs = setting("runs", 1)
-    runs = _positive(where, key, runs)
-    key, depth = setting("depth", 1)
-    depth = _positive(where, key, depth)
-    key, timeout = setting("timeout", "10m")
-    try:
-        timeout_s = parse_duration(timeout, what=key)
-    except ConfigError as exc:
-        raise ConfigError(f"{where.path}: {exc}") from None
-    key, skip = setting("skip", [])
-    skip_patterns = _strings(where, key, skip)
     key, metrics = setting("metrics", ["total_bytes"])
     metric_names = _strings(where, key, metrics)
     if not metric_names:
@@ -255,22 +296,14 @@ def _workload(
             raise where.error(key, f"unknown metric {m!r} (expected: {', '.join(METRIC_NAMES)})")
     key, threshold = setting("threshold", {})
     tolerances = _thresholds(where, key, threshold, metric_names)
-    return WorkloadConfig(
-        name=name,
-        manifest=manifest_path,
-        cwd=cwd_path,
-        profiler=profiler,
-        bin=bin_name,
-        example=example,
-        args=tuple(str(a) for a in args),
-        env={k: str(v) for k, v in env.items()},
-        cargo_profile=cargo_profile,
-        features=features,
-        runs=runs,
-        timeout=timeout_s,
-        gate=GateSettings(metrics=metric_names, top=top, tolerances=tolerances),
-        fold=FoldOptions(depth=depth, skip=skip_patterns),
-    )
+    return GateSettings(metrics=metric_names, top=top, tolerances=tolerances)
+
+
+def _fold(where: _Where, setting: _Settings) -> FoldOptions:
+    key, depth = setting("depth", 1)
+    depth = _positive(where, key, depth)
+    key, skip = setting("skip", [])
+    return FoldOptions(depth=depth, skip=_strings(where, key, skip))
 
 
 def _string(where: _Where, key: str, value: Any) -> str:
@@ -299,22 +332,16 @@ def _tolerance(where: _Where, key: str, metric: str, spec: Any) -> Tolerance:
     for k in spec:
         if k not in ("relative", "absolute"):
             raise where.error(f"{key}.{k}", "unknown key (expected 'relative' and/or 'absolute')")
-    default = METRICS[metric].default_tolerance
     try:
-        relative = (
-            parse_percent(spec["relative"], what=f"{key}.relative")
-            if "relative" in spec
-            else default.relative
+        return parse_tolerance(
+            metric,
+            spec.get("relative"),
+            spec.get("absolute"),
+            relative_what=f"{key}.relative",
+            absolute_what=f"{key}.absolute",
         )
-        if "absolute" not in spec:
-            absolute = default.absolute
-        elif METRICS[metric].is_bytes:
-            absolute = parse_size(spec["absolute"], what=f"{key}.absolute")
-        else:
-            absolute = parse_count(spec["absolute"], what=f"{key}.absolute")
     except ConfigError as exc:
         raise ConfigError(f"{where.path}: {exc}") from None
-    return Tolerance(relative, absolute)
 
 
 def _thresholds(

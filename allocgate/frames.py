@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+#: The ``::h0123456789abcdef`` suffix of a legacy Rust symbol: differs every build.
+SYMBOL_HASH_RE = re.compile(r"::h[0-9a-f]{16}$")
 
 
 @dataclass(frozen=True, slots=True)

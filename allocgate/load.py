@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from allocgate.callsites import Folder, FoldOptions, FrameTable
-from allocgate.dhat import load_dhat, looks_like_dhat
+from allocgate.callsites import FoldOptions
 from allocgate.errors import ProfileError
-from allocgate.heaptrack import looks_like_heaptrack, read_heaptrack
 from allocgate.profile import Profile
-
-HEAPTRACK_METRICS = ("total_bytes", "total_blocks", "peak_bytes", "end_bytes", "temporary_blocks")
+from allocgate.profilers.dhat_json import load_dhat, looks_like_dhat
+from allocgate.profilers.heaptrack import load_heaptrack
+from allocgate.profilers.heaptrack_trace import looks_like_heaptrack
 
 
 def sniff(path: Path) -> str:
@@ -44,33 +43,3 @@ def load_profile(path: Path, options: FoldOptions | None = None) -> Profile:
     if kind == "heaptrack":
         return load_heaptrack(path, options)
     raise ProfileError(f"{path}: this is a baseline file, not a profile")
-
-
-def load_heaptrack(path: Path, options: FoldOptions) -> Profile:
-    data = read_heaptrack(path)
-    table = FrameTable.build(data.frames, options)
-    folder = Folder(table, HEAPTRACK_METRICS, options.depth)
-    for point in data.points:
-        folder.add(
-            point.stack,
-            (
-                point.total_bytes,
-                point.total_blocks,
-                point.peak_bytes,
-                point.end_bytes,
-                point.temporary_blocks,
-            ),
-        )
-    return Profile(
-        source=str(path),
-        profiler="heaptrack",
-        mode="heap",
-        command=data.command,
-        metrics=HEAPTRACK_METRICS,
-        totals=folder.totals(),
-        callsites=folder.callsites(),
-        depth=options.depth,
-        points=folder.points,
-        units={"total_bytes": "bytes", "total_blocks": "blocks"},
-        symbolized=any(f.file for f in data.frames),
-    )

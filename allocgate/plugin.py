@@ -1,7 +1,8 @@
 """pytest plugin: ``pytest --allocgate`` runs each configured workload as a test item.
 
-Hooks are thin: each hands off to the session object kept in ``config.stash``.
-Nothing heavy is imported unless ``--allocgate`` is given.
+A thin shell over allocgate.api, beside the CLI (neither imports the other): pytest's
+options become `Settings` once, and hooks hand off to the session object kept in
+``config.stash``. Nothing heavy is imported unless ``--allocgate`` is given.
 """
 
 from __future__ import annotations
@@ -18,63 +19,26 @@ if TYPE_CHECKING:
     from allocgate.config import Config, WorkloadConfig
     from allocgate.report import WorkloadResult
     from allocgate.run import Measurement, Runner
+    from allocgate.settings import Settings
 
 _PROPERTY = "allocgate"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from allocgate.options import add_shared_options
+    from allocgate.settings import add_pytest_options
 
-    group = parser.getgroup("allocgate", "heap-allocation regression gate")
-    group.addoption(
-        "--allocgate",
-        action="store_true",
-        default=False,
-        help="run every workload in allocgate.yml as a test item",
-    )
-    add_shared_options(
-        group.addoption,
-        prefix="allocgate-",
-        dest_prefix="allocgate_",
-        names=("config", "report-json", "report-md", "keep-profiles"),
-    )
-    group.addoption(
-        "--allocgate-bless",
-        action="store_true",
-        default=False,
-        help="write the baseline for the workloads that ran, once, at the end of the session",
-    )
-    group.addoption(
-        "--allocgate-workload",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="only this workload (repeatable)",
-    )
-    parser.addini("allocgate_config", "allocgate.yml to use (--allocgate-config wins)", default="")
-
-
-def _config_path(config: pytest.Config) -> Path | None:
-    """The command line wins over the ini file; neither means: search upward."""
-    value = config.getoption("allocgate_config")
-    if value:
-        return Path(value)
-    ini = config.getini("allocgate_config")
-    if ini:
-        return config.rootpath / str(ini)
-    return None
+    add_pytest_options(parser.getgroup("allocgate", "heap-allocation regression gate"), parser)
 
 
 class AllocgateSession:
     """Per-session state: the config, one runner (builds are shared) and results."""
 
     def __init__(self, config: pytest.Config) -> None:
+        from allocgate.settings import Settings
+
         self.pytest_config = config
-        self.bless = bool(config.getoption("allocgate_bless"))
-        self.only = tuple(config.getoption("allocgate_workload"))
-        self.report_json: Path | None = config.getoption("allocgate_report_json")
-        self.report_md: Path | None = config.getoption("allocgate_report_md")
-        self.keep: Path | None = config.getoption("allocgate_keep_profiles")
+        self.settings: Settings = Settings.from_pytest_config(config)
+        self.bless = self.settings.bless
         self.results: dict[str, WorkloadResult] = {}
         self.blessed: dict[str, dict[str, Any]] = {}
         self.bless_notes: list[str] = []
@@ -87,19 +51,17 @@ class AllocgateSession:
 
     def load(self) -> Config:
         if self._config is None:
-            from allocgate.config import load_config
+            from allocgate import api
 
-            self._config = load_config(
-                _config_path(self.pytest_config), self.pytest_config.invocation_params.dir
-            )
+            self._config = api.load(self.settings)
         return self._config
 
     @property
     def runner(self) -> Runner:
         if self._runner is None:
-            from allocgate.run import Progress, Runner
+            from allocgate import api
 
-            self._runner = Runner(progress=Progress(quiet=True), keep_profiles=self.keep)
+            self._runner = api.runner(self.settings)
         return self._runner
 
     def record(self, properties: list[tuple[str, object]]) -> None:
@@ -119,31 +81,24 @@ class AllocgateSession:
         """Bless and reports happen once, in the controller."""
         if self.is_worker or not self.results:
             return
-        from allocgate.baseline import WorkloadBaseline, read_baseline, update_baseline
-        from allocgate.cli import describe_bless
-        from allocgate.render import report_markdown
-        from allocgate.report import Report
+        from allocgate import api
+        from allocgate.baseline_file import workload_from_dict
+        from allocgate.render.text import bless_line
 
         config = self.load()
         if self.bless and self.blessed:
-            old = read_baseline(config.baseline).workloads
             entries = {
-                name: WorkloadBaseline.from_dict(name, entry, config.baseline)
+                name: workload_from_dict(name, entry, config.baseline)
                 for name, entry in sorted(self.blessed.items())
             }
-            update_baseline(config.baseline, entries)
+            blessed = api.record(config.baseline, entries)
             self.bless_notes = [
-                describe_bless(old.get(name), entry, config.baseline)
+                bless_line(blessed.old.get(name), entry, blessed.path)
                 for name, entry in entries.items()
             ]
         # A blessed workload was measured, not judged: it has no verdict to report.
-        report = Report(
-            tuple(self.results[n] for n in sorted(self.results) if n not in self.blessed)
-        )
-        if self.report_json is not None:
-            self.report_json.write_bytes(report.to_json())
-        if self.report_md is not None:
-            self.report_md.write_text(report_markdown(report), encoding="utf-8")
+        judged = [r for n, r in self.results.items() if n not in self.blessed]
+        api.write_reports(api.outcome_of(judged, self.settings, config), self.settings)
 
     # ---- hooks (this object is registered as a plugin)
 
@@ -210,7 +165,7 @@ class WorkloadFile(pytest.File):
         state = self.config.stash[_SESSION]
         try:
             config = state.load()
-            workloads = config.select(state.only)
+            workloads = config.select(state.settings.workloads)
         except AllocgateError as exc:
             raise self.CollectError(f"allocgate: {exc}") from None
         for w in workloads:
@@ -231,9 +186,9 @@ class WorkloadItem(pytest.Item):
     def setup(self) -> None:
         # Could-not-evaluate problems surface here, so pytest reports an error,
         # not a failure; only a real regression fails in runtest().
-        from allocgate.baseline import read_baseline
+        from allocgate.api import baseline_entry, judge
+        from allocgate.baseline_file import read_baseline
         from allocgate.errors import AllocgateError
-        from allocgate.gate import baseline_entry, judge
 
         state = self.config.stash[_SESSION]
         w = self.workload
@@ -264,7 +219,7 @@ class WorkloadItem(pytest.Item):
 
     def runtest(self) -> None:
         if self.result is not None and self.result.verdict == "regressed":
-            from allocgate.render import comparison_text
+            from allocgate.render.text import comparison_text
 
             raise RegressionFound(comparison_text(self.result))
 
@@ -294,7 +249,7 @@ def pytest_collection_modifyitems(
     from allocgate.errors import AllocgateError
 
     try:
-        path = _config_path(config)
+        path = state.settings.config
         if path is None:
             from allocgate.config import find_config
 
@@ -348,14 +303,14 @@ class AllocgateFixture:
         return self._state.runner.measure(w)
 
     def baseline(self, name: str) -> WorkloadBaseline:
-        from allocgate.baseline import read_baseline
+        from allocgate.baseline_file import read_baseline
 
         return read_baseline(self.config.baseline).get(name)
 
     def check(self, name: str) -> WorkloadResult:
         """Measures the workload and compares it with its baseline."""
-        from allocgate.baseline import read_baseline
-        from allocgate.gate import judge
+        from allocgate.api import judge
+        from allocgate.baseline_file import read_baseline
 
         (w,) = self.config.select([name])
         return judge(w, self._state.runner.measure(w), read_baseline(self.config.baseline))

@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 
 from allocgate.callsites import Callsite
 
-PROFILERS = ("dhat-rs", "valgrind-dhat", "heaptrack")
-
 
 @dataclass(frozen=True)
 class Profile:

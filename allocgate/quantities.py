@@ -140,3 +140,65 @@ def format_seconds(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s"
     return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
+
+
+def parse_threshold(spec: str, metrics: tuple[str, ...]) -> dict[str, Tolerance]:
+    """``5%``, ``1KiB``, ``5%:1KiB``, ``total_blocks:10%:100`` → tolerances per metric.
+
+    Without a metric name the spec applies to every gated metric it fits (sizes
+    to byte metrics, plain counts to every metric); a part left out keeps the
+    metric's default.
+    """
+    from allocgate.metrics import METRIC_NAMES, METRICS
+
+    parts = [p.strip() for p in spec.split(":") if p.strip()]
+    targets = metrics
+    if parts and parts[0] in METRICS:
+        targets = (parts.pop(0),)
+    elif parts and parts[0].replace("_", "").isalpha():
+        raise ConfigError(
+            f"threshold {spec!r}: unknown metric {parts[0]!r} (expected one of: "
+            f"{', '.join(METRIC_NAMES)})"
+        )
+    if not parts or len(parts) > 2:
+        raise ConfigError(
+            f"threshold {spec!r}: expected [METRIC:]RELATIVE%[:ABSOLUTE], e.g. 'total_bytes:5%:1KiB'"
+        )
+    relative = next((p for p in reversed(parts) if p.endswith("%")), None)
+    absolute = next((p for p in reversed(parts) if not p.endswith("%")), None)
+    return {
+        metric: parse_tolerance(
+            metric,
+            relative,
+            absolute,
+            relative_what=f"threshold {spec!r}",
+            absolute_what=f"threshold {spec!r}"
+            + ("" if METRICS[metric].is_bytes else f" ({metric})"),
+        )
+        for metric in targets
+    }
+
+
+def parse_tolerance(
+    metric: str,
+    relative: object | None,
+    absolute: object | None,
+    *,
+    relative_what: str,
+    absolute_what: str,
+) -> Tolerance:
+    """One metric's tolerance from its parts as typed (a missing part keeps the
+    metric's default): a percentage, and a size for byte metrics or a count."""
+    from allocgate.metrics import METRICS
+
+    info = METRICS[metric]
+    return Tolerance(
+        info.default_tolerance.relative
+        if relative is None
+        else parse_percent(relative, what=relative_what),
+        info.default_tolerance.absolute
+        if absolute is None
+        else parse_size(absolute, what=absolute_what)
+        if info.is_bytes
+        else parse_count(absolute, what=absolute_what),
+    )

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from conftest import BAD, DHAT_RS, VALGRIND, RunCli
 
-from allocgate.baseline import WorkloadBaseline, update_baseline
+from allocgate.baseline import WorkloadBaseline
+from allocgate.baseline_file import update_baseline
 from allocgate.load import load_profile
 
 BASE = DHAT_RS / "reqctx-base.json"
@@ -287,7 +288,7 @@ def test_bad_input_is_refused_cleanly(
 
 
 def test_python_tags_are_not_executed_by_the_library(tmp_path: Path) -> None:
-    from allocgate.baseline import read_baseline
+    from allocgate.baseline_file import read_baseline
     from allocgate.errors import BaselineError
 
     path = tmp_path / "b.yml"

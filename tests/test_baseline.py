@@ -16,14 +16,8 @@ import pytest
 import yaml
 from conftest import DHAT_RS, ROOT, SAMPLES, VALGRIND
 
-from allocgate.baseline import (
-    HEADER,
-    Baseline,
-    WorkloadBaseline,
-    read_baseline,
-    render_workload,
-    update_baseline,
-)
+from allocgate.baseline import Baseline, WorkloadBaseline
+from allocgate.baseline_file import HEADER, read_baseline, render_workload, update_baseline
 from allocgate.callsites import Callsite, FoldOptions
 from allocgate.errors import BaselineError
 from allocgate.load import load_profile

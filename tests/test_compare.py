@@ -7,6 +7,7 @@ import orjson
 import pytest
 from conftest import DHAT_RS, SAMPLES, VALGRIND
 
+from allocgate.api import recorded_count
 from allocgate.baseline import WorkloadBaseline
 from allocgate.callsites import Callsite, FoldOptions
 from allocgate.compare import (
@@ -20,7 +21,6 @@ from allocgate.compare import (
     compare,
 )
 from allocgate.errors import AllocgateError
-from allocgate.gate import recorded_count
 from allocgate.load import load_profile
 from allocgate.profile import Profile
 from allocgate.quantities import Tolerance

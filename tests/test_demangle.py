@@ -1,4 +1,4 @@
-"""Tests for allocgate.demangle against real symbols from the heaptrack samples."""
+"""Tests for allocgate.profilers.demangle against real symbols from the heaptrack samples."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from allocgate.demangle import demangle, strip_hash
+from allocgate.profilers.demangle import demangle, strip_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "fixtures" / "samples" / "heaptrack"

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from conftest import DHAT_RS, DHAT_SAMPLES, SAMPLES, VALGRIND, dhat_json, sample_id
 
-import allocgate.dhat
+import allocgate.profilers.dhat_json
 from allocgate.callsites import FoldOptions
-from allocgate.dhat import parse_frame
 from allocgate.errors import ProfileError
 from allocgate.frames import Frame
 from allocgate.load import load_profile, sniff
+from allocgate.profilers.dhat_json import parse_frame
 
 HEAP = ("total_bytes", "total_blocks", "peak_bytes", "end_bytes")
 FIELDS = {"total_bytes": "tb", "total_blocks": "tbk", "peak_bytes": "gb", "end_bytes": "eb"}
@@ -166,7 +166,7 @@ def test_decoding_in_small_slices_gives_the_same_profile(
     name: str, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = load_profile(SAMPLES / name)
-    monkeypatch.setattr(allocgate.dhat, "_CHUNK", chunk)
+    monkeypatch.setattr(allocgate.profilers.dhat_json, "_CHUNK", chunk)
     sliced = load_profile(SAMPLES / name)
     assert sliced == whole
 
@@ -188,7 +188,7 @@ def test_json_layout_does_not_matter(
     path = tmp_path / "profile.json"
     path.write_text(text, encoding="utf-8", newline="")
     reference = load_profile(SAMPLES / name)
-    monkeypatch.setattr(allocgate.dhat, "_CHUNK", 97)
+    monkeypatch.setattr(allocgate.profilers.dhat_json, "_CHUNK", 97)
     profile = load_profile(path)
     assert profile.totals == reference.totals
     assert profile.callsites == reference.callsites
@@ -293,7 +293,7 @@ def test_errors_name_the_program_point_whatever_the_slicing(
     doc["pps"][30][field] = value
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-    monkeypatch.setattr(allocgate.dhat, "_CHUNK", chunk)
+    monkeypatch.setattr(allocgate.profilers.dhat_json, "_CHUNK", chunk)
     with pytest.raises(ProfileError) as info:
         load_profile(path, FoldOptions(depth=depth))
     assert str(info.value).startswith(f"{path}: program point 30: {problem}")

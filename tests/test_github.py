@@ -17,16 +17,10 @@ import requests
 from github_server import ACTIONS_BOT, USER, FakeGitHub
 
 from allocgate.errors import GitHubError
-from allocgate.github import (
-    COMMENT_MODES,
-    CommentResult,
-    GitHubContext,
-    RetryPolicy,
-    append_step_summary,
-    make_session,
-    upsert_comment,
-    write_outputs,
-)
+from allocgate.github.client import RetryPolicy, make_session
+from allocgate.github.comment import COMMENT_MODES, CommentResult, upsert_comment
+from allocgate.github.context import GitHubContext
+from allocgate.github.summary import append_step_summary, write_outputs
 
 TOKEN = "ghs_s3cr3tTOKENvalue0123456789"
 REPO = "octo/widgets"

@@ -1,4 +1,4 @@
-"""Tests for allocgate.heaptrack: the real samples, a hand-made trace, damaged files."""
+"""Tests for allocgate.profilers.heaptrack_trace: the real samples, a hand-made trace, damaged files."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from allocgate.demangle import demangle
 from allocgate.errors import ProfileError, WorkloadError
-from allocgate.heaptrack import HeaptrackData, looks_like_heaptrack, read_heaptrack
+from allocgate.profilers.demangle import demangle
+from allocgate.profilers.heaptrack_trace import HeaptrackData, looks_like_heaptrack, read_heaptrack
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "fixtures" / "samples" / "heaptrack"

@@ -24,7 +24,8 @@ from test_workloads import (
 )
 
 from allocgate.callsites import FoldOptions
-from allocgate.load import HEAPTRACK_METRICS, load_profile
+from allocgate.load import load_profile
+from allocgate.profilers.heaptrack import HEAPTRACK_METRICS
 
 pytestmark = [pytest.mark.cargo, pytest.mark.heaptrack]
 

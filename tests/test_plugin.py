@@ -184,7 +184,7 @@ def test_without_flag_the_plugin_does_nothing(ini_project: pytest.Pytester) -> N
         def test_trivial():
             # Start-up without --allocgate loads none of the machinery.
             heavy = [m for m in ("allocgate.config", "allocgate.run", "allocgate.baseline",
-                                 "allocgate.cli", "allocgate.gate") if m in sys.modules]
+                                 "allocgate.cli", "allocgate.api") if m in sys.modules]
             assert heavy == []
         """
     )

@@ -17,17 +17,15 @@ from allocgate.load import load_profile
 from allocgate.metrics import format_delta, format_value
 from allocgate.profile import Profile
 from allocgate.quantities import format_percent, format_size
-from allocgate.render import (
+from allocgate.render.escape import escape_md
+from allocgate.render.markdown import (
     COMMENT_LIMIT,
     MarkdownContext,
     comment_marker,
-    comparison_text,
-    escape_md,
     profile_markdown,
-    profile_text,
     report_markdown,
-    report_text,
 )
+from allocgate.render.text import comparison_text, profile_text, report_text
 from allocgate.report import Report, WorkloadResult, read_report
 
 METRICS = ("total_bytes", "total_blocks", "peak_bytes", "end_bytes")

@@ -25,9 +25,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from allocgate.frames import SYMBOL_HASH_RE
+
 __all__ = ["demangle", "strip_hash"]
 
-_HASH_RE = re.compile(r"::h[0-9a-f]{16}$")
 # __cxa_demangle renders LLVM's `.llvm.NNN` / `.cold` name suffixes as `[clone .x]`.
 _CXX_LEGACY_RE = re.compile(r"^(?P<path>.+?)::h[0-9a-f]{16}(?P<clones>(?: \[clone \.[^\]]+\])*)$")
 _CLONE_RE = re.compile(r" \[clone \.([^\]]+)\]")
@@ -78,7 +79,7 @@ _LEGACY_ESCAPES = {
 
 def strip_hash(name: str) -> str:
     """Removes a trailing legacy ``::h<16 hex digits>`` hash from a demangled name."""
-    return _HASH_RE.sub("", name)
+    return SYMBOL_HASH_RE.sub("", name)
 
 
 def demangle(symbol: str) -> str:

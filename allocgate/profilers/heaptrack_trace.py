@@ -27,24 +27,17 @@ number of distinct sites and sizes, not with the number of events.
 
 from __future__ import annotations
 
-import gzip
-import shutil
-import subprocess
-import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-from allocgate.demangle import demangle
-from allocgate.errors import ProfileError, WorkloadError
+from allocgate.errors import ProfileError
 from allocgate.frames import Frame
+from allocgate.profilers.compressed import GZIP_MAGIC, ZSTD_MAGIC, one_line, open_lines
+from allocgate.profilers.demangle import demangle
 
 __all__ = ["HeaptrackData", "HeaptrackPoint", "looks_like_heaptrack", "read_heaptrack"]
 
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_GZIP_MAGIC = b"\x1f\x8b"
 # File formats whose `+`/`-` records carry allocation-kind indices (heaptrack >= 1.0).
 _SUPPORTED_FILE_VERSIONS = range(1, 4)
 # heaptrack 1.2.0 wrote its own version where the file version belongs.
@@ -97,7 +90,7 @@ class HeaptrackData:
 
 def looks_like_heaptrack(head: bytes) -> bool:
     """Whether the first bytes of a file can be a heaptrack trace (compressed or not)."""
-    return head.startswith((_ZSTD_MAGIC, _GZIP_MAGIC, b"v "))
+    return head.startswith((ZSTD_MAGIC, GZIP_MAGIC, b"v "))
 
 
 def read_heaptrack(path: Path) -> HeaptrackData:
@@ -111,86 +104,8 @@ def read_heaptrack(path: Path) -> HeaptrackData:
         raise ProfileError(f"{path}: the profile is empty")
     if not looks_like_heaptrack(head):
         raise ProfileError(f"{path}: {_NOT_HEAPTRACK}")
-    with _open_lines(path, head) as lines:
+    with open_lines(path, head) as lines:
         return _Reader(path).read(lines)
-
-
-# --- decompression ------------------------------------------------------------------
-
-
-@contextmanager
-def _open_lines(path: Path, head: bytes) -> Iterator[Iterator[bytes]]:
-    if head.startswith(_ZSTD_MAGIC):
-        with _zstd_lines(path) as lines:
-            yield lines
-    elif head.startswith(_GZIP_MAGIC):
-        with gzip.open(path, "rb") as stream:
-            try:
-                yield stream
-            except (EOFError, OSError, zlib.error) as exc:
-                raise ProfileError(
-                    f"{path}: truncated or corrupt gzip data: {_one_line(str(exc))}"
-                ) from None
-    else:
-        with path.open("rb") as stream:
-            yield stream
-
-
-@contextmanager
-def _zstd_lines(path: Path) -> Iterator[IO[bytes]]:
-    zstd = shutil.which("zstd")
-    if zstd is None:
-        raise WorkloadError(
-            f"{path}: the zstd command is needed to read this heaptrack trace"
-            " (apt-get install zstd)"
-        )
-    proc = subprocess.Popen(
-        [zstd, "-dc", "--", str(path)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    try:
-        try:
-            yield proc.stdout
-        except ProfileError:
-            # A truncated stream ends in a partial line; zstd's own verdict
-            # explains that better than the parse error it caused.
-            _drain(proc.stdout)
-            if proc.wait() != 0:
-                raise _zstd_error(path, proc) from None
-            raise
-        # Reading stopped at the end of the text; zstd may still report damage.
-        _drain(proc.stdout)
-        if proc.wait() != 0:
-            raise _zstd_error(path, proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-
-
-def _drain(stream: IO[bytes]) -> None:
-    while stream.read(1 << 16):
-        pass
-
-
-def _zstd_error(path: Path, proc: subprocess.Popen[bytes]) -> ProfileError:
-    assert proc.stderr is not None
-    message = _one_line(proc.stderr.read().decode("utf-8", "replace"))
-    # zstd starts with (the tail of) the file name: "...name.zst : Read error (39) : ..."
-    parts = message.split(" : ")
-    detail = ": ".join(parts[1:] if len(parts) > 1 else parts) or f"exit {proc.returncode}"
-    return ProfileError(f"{path}: truncated or corrupt zstd data: {detail}")
-
-
-def _one_line(text: str, limit: int = 120) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --- parsing ------------------------------------------------------------------------
@@ -567,7 +482,7 @@ class _Reader:
 
 
 def _quote(line: bytes) -> str:
-    return _one_line(repr(line.rstrip(b"\r\n")), 60)
+    return one_line(repr(line.rstrip(b"\r\n")), 60)
 
 
 def _version_text(version: int) -> str:

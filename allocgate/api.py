@@ -1,0 +1,262 @@
+"""The gate: everything between reading the config and the exit code, shared by
+the CLI, the pytest plugin and the action. Each takes frozen `Settings`."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from allocgate.baseline import Baseline, WorkloadBaseline
+from allocgate.baseline_file import read_baseline, update_baseline
+from allocgate.compare import compare
+from allocgate.config import Config, WorkloadConfig, load_config
+from allocgate.errors import AllocgateError, BaselineError, ConfigError
+from allocgate.load import load_profile, sniff
+from allocgate.process import Progress
+from allocgate.profile import Profile
+from allocgate.render.markdown import MarkdownContext, report_markdown
+from allocgate.report import Report, WorkloadResult, merge_reports, read_report
+from allocgate.run import Measurement, Runner
+from allocgate.settings import DEFAULT_BASELINE, Settings
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A report and what its markdown form needs to know besides it."""
+
+    report: Report
+    context: MarkdownContext = field(default_factory=MarkdownContext)
+
+    @property
+    def exit_code(self) -> int:
+        return self.report.exit_code
+
+
+@dataclass(frozen=True)
+class BlessOutcome:
+    path: Path
+    old: dict[str, WorkloadBaseline]
+    new: dict[str, WorkloadBaseline]
+
+
+def recorded_count(top: int) -> int:
+    """How many callsites a baseline keeps: enough that a site climbing from rank
+    N+1 is compared against its old value rather than reported as new."""
+    return max(3 * top, top + 10)
+
+
+def shard(workloads: Sequence[WorkloadConfig], k: int, n: int) -> list[WorkloadConfig]:
+    """A deterministic 1/N of the workloads: round robin over their sorted names."""
+    ordered = sorted(workloads, key=lambda w: w.name)
+    return [w for i, w in enumerate(ordered) if i % n == k - 1]
+
+
+def load(settings: Settings) -> Config:
+    return load_config(settings.config, settings.start)
+
+
+def selected(config: Config, settings: Settings) -> list[WorkloadConfig]:
+    workloads = config.select(settings.workloads)
+    if settings.shard is not None:
+        workloads = shard(workloads, *settings.shard)
+    return workloads
+
+
+def runner(settings: Settings) -> Runner:
+    return Runner(progress=Progress(quiet=settings.quiet), keep_profiles=settings.keep_profiles)
+
+
+def markdown_context(settings: Settings, config: Config | None = None) -> MarkdownContext:
+    from allocgate.github.context import run_url_from_env
+
+    baseline = DEFAULT_BASELINE
+    if config is not None:
+        baseline = os.path.relpath(config.baseline, config.path.parent)
+    return MarkdownContext(
+        comment_id=settings.comment.id,
+        run_url=run_url_from_env(settings.environ),
+        bless_command="allocgate bless",
+        baseline_file=baseline,
+    )
+
+
+def judge(w: WorkloadConfig, measurement: Measurement, baseline: Baseline) -> WorkloadResult:
+    """Compares one measured workload with its baseline entry; errors become results."""
+    try:
+        entry = baseline.get(w.name)
+        if entry.profiler != w.profiler:
+            raise BaselineError(
+                f"{baseline.path}: {w.name!r} was blessed under {entry.profiler} but is "
+                f"configured for {w.profiler}; run `allocgate bless {w.name}`"
+            )
+        started = time.monotonic()
+        comparison = compare(
+            w.name, entry.as_profile(str(baseline.path)), measurement.profile, w.gate
+        )
+        seconds = dict(measurement.seconds)
+        seconds["analyse"] = seconds.get("analyse", 0.0) + time.monotonic() - started
+    except AllocgateError as exc:
+        return WorkloadResult(w.name, error=str(exc), profiles=measurement.kept)
+    return WorkloadResult(
+        name=w.name,
+        comparison=comparison,
+        profiles=measurement.kept,
+        runs=measurement.runs,
+        spread=measurement.spread if measurement.runs > 1 else {},
+        nondeterministic=measurement.nondeterministic,
+        seconds=seconds,
+    )
+
+
+def check_workload(w: WorkloadConfig, runner: Runner, baseline: Baseline) -> WorkloadResult:
+    """Measures and judges one workload; one failing workload spoils no other."""
+    try:
+        measurement = runner.measure(w)
+    except AllocgateError as exc:
+        return WorkloadResult(w.name, error=str(exc))
+    return judge(w, measurement, baseline)
+
+
+def check(settings: Settings, run_with: Runner | None = None) -> Outcome:
+    """Builds, runs and compares each selected workload with the baseline."""
+    config = load(settings)
+    workloads = selected(config, settings)
+    baseline = read_baseline(config.baseline)
+    measure = run_with or runner(settings)
+    results = tuple(check_workload(w, measure, baseline) for w in workloads)
+    return Outcome(Report(results, shard=settings.shard_text), markdown_context(settings, config))
+
+
+def outcome_of(results: Sequence[WorkloadResult], settings: Settings, config: Config) -> Outcome:
+    """The outcome of workloads judged one by one (the pytest plugin's items)."""
+    report = Report(tuple(sorted(results, key=lambda r: r.name)))
+    return Outcome(report, markdown_context(settings, config))
+
+
+def baseline_entry(w: WorkloadConfig, measurement: Measurement) -> WorkloadBaseline:
+    return WorkloadBaseline.from_profile(w.name, measurement.profile, recorded_count(w.gate.top))
+
+
+def record(path: Path, entries: dict[str, WorkloadBaseline]) -> BlessOutcome:
+    """Writes the entries into the baseline at ``path`` (others are kept), once."""
+    current = read_baseline(path)
+    update_baseline(path, entries)
+    return BlessOutcome(
+        path=path,
+        old={n: current.workloads[n] for n in entries if n in current.workloads},
+        new=entries,
+    )
+
+
+def bless(settings: Settings, run_with: Runner | None = None) -> BlessOutcome:
+    """Measures every selected workload first and writes the baseline once: all or nothing.
+    With ``settings.profile``, records that profile file instead of running."""
+    if settings.profile is not None:
+        return _bless_profile(settings)
+    if settings.workload or settings.baseline:
+        raise ConfigError("--workload and --baseline go with --profile; name workloads instead")
+    config = load(settings)
+    measure = run_with or runner(settings)
+    entries = {w.name: baseline_entry(w, measure.measure(w)) for w in selected(config, settings)}
+    return record(config.baseline, entries)
+
+
+def _bless_profile(settings: Settings) -> BlessOutcome:
+    assert settings.profile is not None
+    if not settings.workload:
+        raise ConfigError("bless --profile needs --workload NAME")
+    path = settings.baseline or Path(DEFAULT_BASELINE)
+    profile = load_profile(settings.profile, settings.fold())
+    entry = WorkloadBaseline.from_profile(
+        settings.workload, profile, recorded_count(settings.top or 5)
+    )
+    return record(path, {settings.workload: entry})
+
+
+def measure_each(
+    settings: Settings,
+) -> Iterator[tuple[WorkloadConfig, Measurement | AllocgateError]]:
+    """`run`: each selected workload measured, or the error that stopped it."""
+    config = load(settings)
+    measure = runner(settings)
+    for w in selected(config, settings):
+        try:
+            yield w, measure.measure(w)
+        except AllocgateError as exc:
+            yield w, exc
+
+
+def _baseline_side(path: Path, workload: str | None) -> Profile:
+    baseline = read_baseline(path)
+    if workload is None:
+        if len(baseline.workloads) != 1:
+            names = ", ".join(sorted(baseline.workloads)) or "none"
+            raise ConfigError(
+                f"{path}: holds several workloads ({names}); pick one with --workload"
+            )
+        workload = next(iter(baseline.workloads))
+    return baseline.get(workload).as_profile(str(path))
+
+
+def diff(settings: Settings) -> Outcome:
+    """Compares two profiles or baseline entries (``before``, ``after``)."""
+    assert settings.before is not None
+    assert settings.after is not None
+    paths = (settings.before, settings.after)
+    # Baseline sides are already folded; profile sides are folded once, at the
+    # depth asked for, else at a baseline side's depth, so both sides agree.
+    sides: dict[Path, Profile] = {
+        p: _baseline_side(p, settings.workload) for p in paths if sniff(p) == "baseline"
+    }
+    depth = settings.depth or next((s.depth for s in sides.values()), None)
+    before, after = (sides.get(p) or load_profile(p, settings.fold(depth)) for p in paths)
+    name = settings.workload or Path(settings.after).stem
+    comparison = compare(name, before, after, settings.gate())
+    return Outcome(Report((WorkloadResult(name, comparison),)))
+
+
+def merge(settings: Settings) -> Outcome:
+    """Partial (sharded) JSON reports → one."""
+    reports = [read_report(p) for p in settings.reports]
+    merged = merge_reports(reports, [str(p) for p in settings.reports])
+    return Outcome(merged, markdown_context(settings))
+
+
+def write_reports(outcome: Outcome, settings: Settings) -> None:
+    """Writes the JSON and markdown reports (atomically) and hands the markdown to
+    GitHub Actions; the gate's verdict does not depend on any of it."""
+    from allocgate.atomic import atomic_write
+    from allocgate.github.publish import publish
+
+    markdown = None
+    if settings.report_json is not None:
+        atomic_write(settings.report_json, outcome.report.to_json().decode(), ConfigError)
+    if settings.report_md is not None:
+        markdown = report_markdown(outcome.report, outcome.context)
+        atomic_write(settings.report_md, markdown, ConfigError)
+    env = settings.environ
+    if env.get("GITHUB_STEP_SUMMARY") or env.get("GITHUB_OUTPUT") or settings.comment.post:
+        body = (
+            markdown if markdown is not None else report_markdown(outcome.report, outcome.context)
+        )
+        publish(outcome.report, body, settings)
+
+
+def comment(settings: Settings) -> int:
+    """Posts or updates the sticky comment from a JSON report (``comment --report``)."""
+    from allocgate.github.publish import github_context, upsert_sticky_comment
+    from allocgate.github.summary import append_step_summary
+
+    (path,) = settings.reports
+    report = read_report(path)
+    # Fail on a missing token or PR number before writing anything.
+    github_context(settings)
+    body = report_markdown(report, markdown_context(settings))
+    summary = settings.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        append_step_summary(Path(summary), body)
+    upsert_sticky_comment(report, body, settings)
+    return 0

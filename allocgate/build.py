@@ -1,0 +1,114 @@
+"""Building workloads with cargo, once per (manifest, profile, features)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+
+from allocgate.errors import WorkloadError
+from allocgate.process import Progress, require_tool, run_process, tail
+
+if TYPE_CHECKING:
+    from allocgate.config import WorkloadConfig
+
+
+@dataclass(frozen=True)
+class BuildKey:
+    manifest: Path
+    cargo_profile: str
+    features: tuple[str, ...]
+
+
+class Builder:
+    """Builds with cargo, once per (manifest, profile, features) per invocation."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self._built: dict[tuple[BuildKey, str | None, str | None], Path] = {}
+        self._dir = tempfile.TemporaryDirectory(prefix="allocgate-bin-")
+
+    def executable(self, w: WorkloadConfig, features: tuple[str, ...]) -> Path:
+        key = (BuildKey(w.manifest, w.cargo_profile, features), w.bin, w.example)
+        if key not in self._built:
+            self._built[key] = self._build(w, features)
+        return self._built[key]
+
+    def _build(self, w: WorkloadConfig, features: tuple[str, ...]) -> Path:
+        cargo = require_tool("cargo")
+        argv = [
+            cargo,
+            "build",
+            "--manifest-path",
+            str(w.manifest),
+            "--profile",
+            w.cargo_profile,
+            "--message-format=json-render-diagnostics",
+        ]
+        if features:
+            argv += ["--features", ",".join(features)]
+        if w.bin:
+            argv += ["--bin", w.bin]
+        elif w.example:
+            argv += ["--example", w.example]
+        label = w.cargo_profile + (f", features {','.join(features)}" if features else "")
+        with self.progress.step(f"building {w.name} ({label})"):
+            done = run_process(argv, cwd=w.manifest.parent, what=f"building {w.name}")
+            if done.returncode != 0:
+                if not self.progress.quiet:
+                    self.progress.stream.write(tail(done.stderr, 40) + "\n")
+                raise WorkloadError(
+                    f"{w.manifest}: cargo build failed for workload {w.name!r}: "
+                    + first_compiler_error(done.stderr, done.returncode)
+                )
+        built = _pick_executable(w, done.stdout)
+        # A private copy: another workload's build into the same target dir
+        # (same package name, other manifest) must not swap the binary under us.
+        private = Path(self._dir.name) / f"{len(self._built)}-{built.name}"
+        shutil.copy2(built, private)
+        return private
+
+
+def first_compiler_error(stderr: str, returncode: int) -> str:
+    """The first ``error…`` line of cargo's output and the ``-->`` location after it."""
+    lines = stderr.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("error"):
+            where = next(
+                (x.strip()[4:] for x in lines[i + 1 : i + 4] if x.strip().startswith("--> ")), ""
+            )
+            return line.strip() + (f" ({where})" if where else "")
+    return tail(stderr, 1) or f"exit code {returncode}"
+
+
+def _pick_executable(w: WorkloadConfig, messages: str) -> Path:
+    candidates: list[tuple[str, str]] = []
+    for line in messages.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            msg = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if msg.get("reason") != "compiler-artifact" or not msg.get("executable"):
+            continue
+        target = msg.get("target", {})
+        kinds = target.get("kind", [])
+        candidates.append((str(target.get("name")), str(msg["executable"])))
+        wanted = w.example if w.example else w.bin
+        if wanted and target.get("name") == wanted:
+            kind = "example" if w.example else "bin"
+            if kind in kinds:
+                return Path(msg["executable"])
+    if not (w.bin or w.example) and len(candidates) == 1:
+        return Path(candidates[0][1])
+    what = f"bin {w.bin!r}" if w.bin else f"example {w.example!r}" if w.example else "a binary"
+    found = ", ".join(name for name, _ in candidates) or "none"
+    raise WorkloadError(
+        f"{w.manifest}: cargo built no executable for {what} of workload {w.name!r} "
+        f"(executables: {found}); set 'bin' or 'example'"
+    )

@@ -1,0 +1,147 @@
+"""Reports and profiles as GitHub markdown: the PR comment and the job summary.
+
+The template escapes every value by default (see `_finalize`); what is already
+markdown is marked safe where it is made.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from markupsafe import Markup
+
+from allocgate.callsites import Callsite
+from allocgate.compare import GONE, IMPROVED, NEW, REGRESSED
+from allocgate.github.limits import MAX_COMMENT_CHARS
+from allocgate.metrics import METRICS, format_value
+from allocgate.profile import Profile
+from allocgate.render.cells import site_cells
+from allocgate.render.chart import mermaid_chart
+from allocgate.render.escape import code_span, escape_html, escape_md
+from allocgate.render.text import spread_line, verdict_line
+from allocgate.report import Report
+
+if TYPE_CHECKING:
+    import jinja2
+
+COMMENT_LIMIT = MAX_COMMENT_CHARS
+
+_MARKS = {
+    REGRESSED: "🔴",
+    NEW: "🆕",
+    IMPROVED: "🟢",
+    GONE: "⚪",
+    "unchanged": "▫️",
+}
+_VERDICT_MARKS = {"pass": "✅", "regressed": "❌", "error": "⚠️"}
+
+
+def comment_marker(comment_id: str = "default") -> str:
+    """The hidden marker that finds allocgate's sticky comment again."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", comment_id) or "default"
+    return f"<!-- allocgate-comment: {safe} -->"
+
+
+@dataclass(frozen=True)
+class MarkdownContext:
+    """What the pull request body knows beyond the report."""
+
+    comment_id: str = "default"
+    run_url: str | None = None
+    bless_command: str = "allocgate bless"
+    baseline_file: str = "allocgate-baseline.yml"
+    """The baseline as the reader should commit it (relative to the config)."""
+
+
+def _finalize(value: object) -> object:
+    # Escaping by default: every value a template prints is literal markdown
+    # text unless it was made as markup (Markup) where it was built.
+    if isinstance(value, Markup):
+        return value
+    return escape_md(value)
+
+
+def _link_target(url: str) -> Markup:
+    return Markup(quote(url, safe=":/?&=#%+,;@!$'*~.-_"))
+
+
+def _env() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("allocgate.render", "templates"),
+        autoescape=False,
+        finalize=_finalize,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["html"] = lambda text: Markup(escape_html(text))
+    env.filters["code"] = lambda text: Markup(code_span(text))
+    env.filters["link_target"] = _link_target
+    env.globals["cells"] = site_cells
+    env.globals["mark"] = lambda status: _MARKS.get(status, "")
+    env.globals["verdict_mark"] = lambda verdict: _VERDICT_MARKS.get(verdict, "")
+    env.globals["chart"] = lambda c: Markup(mermaid_chart(c))
+    env.globals["plain_verdict"] = verdict_line
+    env.globals["spread_line"] = spread_line
+    return env
+
+
+_ENV: jinja2.Environment | None = None
+
+
+def _template() -> jinja2.Template:
+    global _ENV
+    if _ENV is None:
+        _ENV = _env()
+    return _ENV.get_template("report.md.j2")
+
+
+def report_markdown(report: Report, ctx: MarkdownContext | None = None) -> str:
+    """The PR comment / job summary; cut to fit GitHub's limit with a visible note."""
+    ctx = ctx or MarkdownContext()
+    limit_rows: int | None = None
+    stacks = True
+    while True:
+        body = _template().render(
+            report=report,
+            ctx=ctx,
+            marker=Markup(comment_marker(ctx.comment_id)),
+            limit_rows=limit_rows,
+            show_stacks=stacks,
+            regressed_count=sum(r.verdict == "regressed" for r in report.results),
+            error_count=sum(r.verdict == "error" for r in report.results),
+        )
+        if len(body) < COMMENT_LIMIT:
+            return body
+        if stacks:
+            stacks = False
+        elif limit_rows is None:
+            limit_rows = 50
+        elif limit_rows > 1:
+            limit_rows //= 2
+        else:
+            return body[: COMMENT_LIMIT - 200] + "\n\n… (cut to fit GitHub's comment limit)\n"
+
+
+def profile_markdown(profile: Profile, sites: Sequence[Callsite], metric: str) -> str:
+    lines = [
+        f"**{escape_md(profile.source)}** — {escape_md(profile.profiler)}, "
+        f"{profile.points:,} program points",
+        "",
+        f"| # | callsite | {METRICS[metric].title} | blocks | at |",
+        "|---:|---|---:|---:|---|",
+    ]
+    for i, s in enumerate(sites, 1):
+        lines.append(
+            f"| {i} | {escape_md(s.key)} | {format_value(metric, s.metrics.get(metric, 0), profile.units)}"
+            f" | {format_value('total_blocks', s.metrics.get('total_blocks', 0), profile.units)}"
+            f" | {escape_md(s.location or '?')} |"
+        )
+    return "\n".join(lines) + "\n"

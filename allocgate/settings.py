@@ -1,0 +1,363 @@
+"""Settings, frozen once at the edge: every option is declared here once and
+registered for the CLI (``--name``) and for pytest (``--allocgate-name``) from
+that declaration; `Settings.from_args` and `Settings.from_pytest_config` turn
+parsed options into one frozen value, and nothing past them sees argparse or pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from allocgate.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pytest
+
+    from allocgate.callsites import FoldOptions
+    from allocgate.compare import GateSettings
+    from allocgate.quantities import Tolerance
+
+FORMATS = ("text", "markdown", "json")
+COMMENT_MODES = ("always", "on-change", "on-regression")
+DEFAULT_BASELINE = "allocgate-baseline.yml"
+PYTEST_PREFIX = "allocgate-"
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive whole number, got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def metric_name(text: str) -> str:
+    from allocgate.metrics import metric_info
+
+    try:
+        return metric_info(text).name
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option, declared once; `register` adds it to argparse or pytest."""
+
+    name: str
+    help: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    short: str | None = None
+    dest: str | None = None
+
+    def register(self, add: Callable[..., Any], prefix: str = "") -> None:
+        """``add`` is argparse's add_argument or pytest's addoption."""
+        flags = [f"--{prefix}{self.name}"]
+        if self.short and not prefix:
+            flags.insert(0, self.short)
+        dest = (prefix + (self.dest or self.name)).replace("-", "_")
+        add(*flags, dest=dest, help=self.help, **self.kwargs)
+
+
+_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "config",
+        "allocgate.yml to use (default: the nearest allocgate.yml, or [tool.allocgate] "
+        "in pyproject.toml, searching upward)",
+        {"type": Path, "metavar": "PATH", "default": None},
+    ),
+    Option(
+        "report-json",
+        "write the versioned JSON report to PATH",
+        {"type": Path, "metavar": "PATH", "default": None},
+    ),
+    Option(
+        "report-md",
+        "write the markdown report (the PR comment's body) to PATH",
+        {"type": Path, "metavar": "PATH", "default": None},
+    ),
+    Option(
+        "keep-profiles",
+        "keep the raw profile files in DIR (open them in DHAT's viewer or heaptrack_gui)",
+        {"type": Path, "metavar": "DIR", "default": None},
+    ),
+    Option(
+        "bless",
+        "write the baseline for the workloads that ran, once, at the end of the session",
+        {"action": "store_true", "default": False},
+    ),
+    Option(
+        "workload",
+        "the workload to take from a baseline file (diff), or to record --profile under (bless)",
+        {"default": None},
+    ),
+    Option(
+        "top",
+        "callsites gated (default 5; `show`: callsites shown, default 10)",
+        {"type": positive_int, "default": None},
+    ),
+    Option(
+        "metric",
+        "gated metric, repeatable (total_bytes, total_blocks, peak_bytes, end_bytes, "
+        "temporary_blocks; default total_bytes); `show` ranks by the last one",
+        {"action": "append", "type": metric_name, "metavar": "METRIC", "default": None},
+        dest="metrics",
+    ),
+    Option(
+        "threshold",
+        "tolerance: [METRIC:]RELATIVE%%[:ABSOLUTE], e.g. 5%%:1KiB or total_blocks:10%%:100 "
+        "(default 5%% and 1 KiB / 100 blocks); a site regresses only past both",
+        {"action": "append", "default": [], "metavar": "SPEC"},
+    ),
+    Option(
+        "depth",
+        "user frames that make a callsite's key (default: 1, or the baseline's)",
+        {"type": positive_int, "default": None},
+    ),
+    Option(
+        "skip",
+        "treat frames matching REGEX as allocator plumbing (repeatable)",
+        {"action": "append", "default": [], "metavar": "REGEX"},
+    ),
+    Option("format", "output format", {"choices": FORMATS, "default": "text"}),
+    Option("quiet", "no progress lines on stderr", {"action": "store_true"}, short="-q"),
+    Option(
+        "shard",
+        "run the K-th of N deterministic subsets of the workloads",
+        {"metavar": "K/N", "default": None},
+    ),
+    Option(
+        "comment",
+        "also post or update the sticky PR comment (GitHub Actions)",
+        {"action": "store_true"},
+    ),
+    Option(
+        "comment-mode",
+        "when to post: always (default), on-change, or on-regression",
+        {"choices": COMMENT_MODES, "default": "always"},
+    ),
+    Option(
+        "comment-id",
+        "keeps separate sticky comments for several gates in one repository",
+        {"default": "default"},
+    ),
+    Option(
+        "pr",
+        "pull request number (default: from the event)",
+        {"type": positive_int, "default": None},
+    ),
+    Option(
+        "token-env",
+        "environment variable holding the token (default GITHUB_TOKEN)",
+        {"default": "GITHUB_TOKEN", "metavar": "NAME"},
+    ),
+)
+OPTIONS: dict[str, Option] = {o.name: o for o in _OPTIONS}
+
+#: pytest selects workloads by option, the CLI by positional arguments.
+_PYTEST_WORKLOAD = Option(
+    "workload",
+    "only this workload (repeatable)",
+    {"action": "append", "default": [], "metavar": "NAME"},
+)
+
+
+def add_options(add: Callable[..., Any], *names: str, prefix: str = "") -> None:
+    """Registers the named options through ``add``, spelled ``--{prefix}{name}``."""
+    for name in names:
+        OPTIONS[name].register(add, prefix)
+
+
+def add_pytest_options(group: Any, parser: Any) -> None:
+    """The plugin's options and ini key (``group``/``parser`` are pytest's)."""
+    group.addoption(
+        "--allocgate",
+        action="store_true",
+        default=False,
+        help="run every workload in allocgate.yml as a test item",
+    )
+    add_options(
+        group.addoption,
+        "config",
+        "report-json",
+        "report-md",
+        "keep-profiles",
+        "bless",
+        prefix=PYTEST_PREFIX,
+    )
+    _PYTEST_WORKLOAD.register(group.addoption, PYTEST_PREFIX)
+    parser.addini("allocgate_config", "allocgate.yml to use (--allocgate-config wins)", default="")
+
+
+@dataclass(frozen=True)
+class CommentSettings:
+    """Whether and how to upsert the sticky pull-request comment."""
+
+    post: bool = False
+    mode: str = "always"
+    id: str = "default"
+    pr: int | None = None
+    token_env: str = "GITHUB_TOKEN"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs from its caller, whichever shell it came from."""
+
+    config: Path | None = None
+    """allocgate.yml; None: search upward from ``start``."""
+    start: Path = Path(".")
+    """Where the search for allocgate.yml starts."""
+    workloads: tuple[str, ...] = ()
+    """The workloads to run (none named: all)."""
+    shard: tuple[int, int] | None = None
+    """(K, N): the K-th of N deterministic subsets of the workloads."""
+    report_json: Path | None = None
+    report_md: Path | None = None
+    keep_profiles: Path | None = None
+    quiet: bool = False
+    format: str = "text"
+    top: int | None = None
+    metrics: tuple[str, ...] = ()
+    tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: MappingProxyType({}))
+    depth: int | None = None
+    skip: tuple[str, ...] = ()
+    comment: CommentSettings = field(default_factory=CommentSettings)
+    bless: bool = False
+    """pytest: measure for the baseline instead of judging."""
+    profile: Path | None = None
+    """bless/show: a profile file to use instead of running."""
+    workload: str | None = None
+    """bless --profile / diff: the workload name in the baseline."""
+    baseline: Path | None = None
+    """bless --profile: the baseline file."""
+    before: Path | None = None
+    after: Path | None = None
+    reports: tuple[Path, ...] = ()
+    """merge: partial reports; comment: the one report."""
+    environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    """The process environment when the settings were made (GitHub Actions' variables)."""
+
+    @property
+    def shard_text(self) -> str | None:
+        return f"{self.shard[0]}/{self.shard[1]}" if self.shard else None
+
+    def gate(self) -> GateSettings:
+        """The gate `diff` applies: the metrics, --top and --threshold given."""
+        from allocgate.compare import GateSettings
+
+        metrics = self.metrics or ("total_bytes",)
+        return GateSettings(metrics=metrics, top=self.top or 5, tolerances=dict(self.tolerances))
+
+    def fold(self, depth: int | None = None) -> FoldOptions:
+        from allocgate.callsites import FoldOptions
+
+        return FoldOptions(depth=self.depth or depth or 1, skip=self.skip)
+
+    @classmethod
+    def from_args(
+        cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """From the CLI's parsed arguments (any subcommand)."""
+
+        def get(name: str, default: Any = None) -> Any:
+            return getattr(args, name, default)
+
+        metrics = tuple(get("metrics") or ())
+        return cls(
+            config=get("config"),
+            start=Path.cwd(),
+            workloads=tuple(get("workloads") or ()),
+            shard=parse_shard(get("shard")) if get("shard") else None,
+            report_json=get("report_json"),
+            report_md=get("report_md"),
+            keep_profiles=get("keep_profiles"),
+            quiet=bool(get("quiet", False)),
+            format=get("format", "text"),
+            top=get("top"),
+            metrics=metrics,
+            tolerances=MappingProxyType(
+                _tolerances(get("threshold") or (), metrics or ("total_bytes",))
+            ),
+            depth=get("depth"),
+            skip=tuple(get("skip") or ()),
+            comment=CommentSettings(
+                post=bool(get("comment", False)),
+                mode=get("comment_mode", "always"),
+                id=get("comment_id", "default"),
+                pr=get("pr"),
+                token_env=get("token_env", "GITHUB_TOKEN"),
+            ),
+            profile=get("profile"),
+            workload=get("workload"),
+            baseline=get("baseline"),
+            before=get("before"),
+            after=get("after"),
+            reports=tuple(get("reports") or ((get("report"),) if get("report") else ())),
+            environ=_frozen_env(environ),
+        )
+
+    @classmethod
+    def from_pytest_config(cls, config: pytest.Config) -> Settings:
+        """From pytest's options and ini file; the command line wins over the ini."""
+
+        def get(name: str) -> Any:
+            return config.getoption((PYTEST_PREFIX + name).replace("-", "_"))
+
+        return cls(
+            config=pytest_config_path(config),
+            start=config.invocation_params.dir,
+            workloads=tuple(get("workload")),
+            report_json=get("report-json"),
+            report_md=get("report-md"),
+            keep_profiles=get("keep-profiles"),
+            quiet=True,
+            bless=bool(get("bless")),
+            environ=_frozen_env(None),
+        )
+
+
+def pytest_config_path(config: pytest.Config) -> Path | None:
+    """--allocgate-config, else the ini key (relative to the rootdir), else None."""
+    value = config.getoption("allocgate_config")
+    if value:
+        return Path(value)
+    ini = config.getini("allocgate_config")
+    if ini:
+        return config.rootpath / str(ini)
+    return None
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` (1-based) → (K, N)."""
+    try:
+        k_text, n_text = text.split("/")
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        raise ConfigError(f"--shard: expected K/N such as 2/3, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise ConfigError(f"--shard: expected 1 <= K <= N, got {text!r}")
+    return k, n
+
+
+def _tolerances(specs: Any, metrics: tuple[str, ...]) -> dict[str, Tolerance]:
+    from allocgate.quantities import parse_threshold
+
+    tolerances: dict[str, Tolerance] = {}
+    for spec in specs:
+        tolerances.update(parse_threshold(spec, metrics))
+    return tolerances
+
+
+def _frozen_env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return MappingProxyType(dict(os.environ if environ is None else environ))
