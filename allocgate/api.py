@@ -13,7 +13,7 @@ from allocgate.baseline import Baseline, WorkloadBaseline
 from allocgate.baseline_file import read_baseline, update_baseline
 from allocgate.compare import compare
 from allocgate.config import Config, WorkloadConfig, load_config
-from allocgate.errors import AllocgateError, BaselineError, ConfigError
+from allocgate.errors import AllocgateError, BaselineError, ConfigError, WorkloadError
 from allocgate.load import load_profile, sniff
 from allocgate.process import Progress
 from allocgate.profile import Profile
@@ -21,6 +21,7 @@ from allocgate.render.markdown import MarkdownContext, report_markdown
 from allocgate.report import Report, WorkloadResult, merge_reports, read_report
 from allocgate.run import Measurement, Runner
 from allocgate.settings import DEFAULT_BASELINE, Settings
+from allocgate.test_workloads import GONE, NEW, expand, plan
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class BlessOutcome:
     path: Path
     old: dict[str, WorkloadBaseline]
     new: dict[str, WorkloadBaseline]
+    removed: tuple[str, ...] = ()
+    """Entries of tests that no longer exist, dropped by blessing their workload."""
 
 
 def recorded_count(top: int) -> int:
@@ -58,8 +61,10 @@ def load(settings: Settings) -> Config:
     return load_config(settings.config, settings.start)
 
 
-def selected(config: Config, settings: Settings) -> list[WorkloadConfig]:
-    workloads = config.select(settings.workloads)
+def selected(config: Config, settings: Settings, measure: Runner) -> list[WorkloadConfig]:
+    """The named workloads, a ``tests:`` one as one workload per test (which builds
+    its test binaries), then this shard of them."""
+    workloads = expand(config.select(settings.workloads), measure.tests)
     if settings.shard is not None:
         workloads = shard(workloads, *settings.shard)
     return workloads
@@ -83,8 +88,13 @@ def markdown_context(settings: Settings, config: Config | None = None) -> Markdo
     )
 
 
-def judge(w: WorkloadConfig, measurement: Measurement, baseline: Baseline) -> WorkloadResult:
+def judge(
+    w: WorkloadConfig, measurement: Measurement, baseline: Baseline, strict: bool = False
+) -> WorkloadResult:
     """Compares one measured workload with its baseline entry; errors become results."""
+    group = w.test.group if w.test is not None else None
+    if group is not None and w.name not in baseline.workloads:
+        return new_test(w, baseline, strict, measurement)
     try:
         entry = baseline.get(w.name)
         if entry.profiler != w.profiler:
@@ -99,7 +109,7 @@ def judge(w: WorkloadConfig, measurement: Measurement, baseline: Baseline) -> Wo
         seconds = dict(measurement.seconds)
         seconds["analyse"] = seconds.get("analyse", 0.0) + time.monotonic() - started
     except AllocgateError as exc:
-        return WorkloadResult(w.name, error=str(exc), profiles=measurement.kept)
+        return WorkloadResult(w.name, error=str(exc), profiles=measurement.kept, group=group)
     return WorkloadResult(
         name=w.name,
         comparison=comparison,
@@ -108,26 +118,58 @@ def judge(w: WorkloadConfig, measurement: Measurement, baseline: Baseline) -> Wo
         spread=measurement.spread if measurement.runs > 1 else {},
         nondeterministic=measurement.nondeterministic,
         seconds=seconds,
+        group=group,
+        harness=measurement.harness,
     )
 
 
-def check_workload(w: WorkloadConfig, runner: Runner, baseline: Baseline) -> WorkloadResult:
+def new_test(
+    w: WorkloadConfig, baseline: Baseline, strict: bool, measurement: Measurement | None = None
+) -> WorkloadResult:
+    """A test added since the bless: reported, gated only once blessed (``--strict``: an error)."""
+    assert w.test is not None
+    error = None
+    if strict:
+        error = (
+            f"test {w.name!r} is not in {baseline.path} (--strict); "
+            f"run `allocgate bless {w.test.group}` to record it"
+        )
+    return WorkloadResult(
+        w.name,
+        error=error,
+        group=w.test.group,
+        status=NEW,
+        profiles=measurement.kept if measurement else (),
+        harness=measurement.harness if measurement else {},
+    )
+
+
+def check_workload(
+    w: WorkloadConfig, runner: Runner, baseline: Baseline, strict: bool = False
+) -> WorkloadResult:
     """Measures and judges one workload; one failing workload spoils no other."""
     try:
         measurement = runner.measure(w)
     except AllocgateError as exc:
-        return WorkloadResult(w.name, error=str(exc))
-    return judge(w, measurement, baseline)
+        group = w.test.group if w.test is not None else None
+        return WorkloadResult(w.name, error=str(exc), group=group)
+    return judge(w, measurement, baseline, strict)
 
 
 def check(settings: Settings, run_with: Runner | None = None) -> Outcome:
-    """Builds, runs and compares each selected workload with the baseline."""
+    """Builds, runs and compares each selected workload with the baseline; a
+    ``tests:`` workload is one workload per test, its vanished tests reported as gone."""
     config = load(settings)
-    workloads = selected(config, settings)
     baseline = read_baseline(config.baseline)
     measure = run_with or runner(settings)
-    results = tuple(check_workload(w, measure, baseline) for w in workloads)
-    return Outcome(Report(results, shard=settings.shard_text), markdown_context(settings, config))
+    todo = plan(config.select(settings.workloads), measure.tests, baseline.workloads)
+    if settings.shard is not None:
+        todo = todo.shard(*settings.shard)
+    results = [check_workload(w, measure, baseline, settings.strict) for w in todo.workloads]
+    results += [WorkloadResult(name, error=error) for name, error in todo.failed.items()]
+    results += [WorkloadResult(name, group=group, status=GONE) for name, group in todo.gone.items()]
+    report = Report(tuple(sorted(results, key=lambda r: r.name)), shard=settings.shard_text)
+    return Outcome(report, markdown_context(settings, config))
 
 
 def outcome_of(results: Sequence[WorkloadResult], settings: Settings, config: Config) -> Outcome:
@@ -140,14 +182,19 @@ def baseline_entry(w: WorkloadConfig, measurement: Measurement) -> WorkloadBasel
     return WorkloadBaseline.from_profile(w.name, measurement.profile, recorded_count(w.gate.top))
 
 
-def record(path: Path, entries: dict[str, WorkloadBaseline]) -> BlessOutcome:
-    """Writes the entries into the baseline at ``path`` (others are kept), once."""
+def record(
+    path: Path, entries: dict[str, WorkloadBaseline], remove: Sequence[str] = ()
+) -> BlessOutcome:
+    """Writes the entries into the baseline at ``path`` (others are kept, those in
+    ``remove`` dropped), once."""
     current = read_baseline(path)
-    update_baseline(path, entries)
+    removed = tuple(sorted(n for n in remove if n in current.workloads and n not in entries))
+    update_baseline(path, entries, remove=removed)
     return BlessOutcome(
         path=path,
         old={n: current.workloads[n] for n in entries if n in current.workloads},
         new=entries,
+        removed=removed,
     )
 
 
@@ -160,8 +207,13 @@ def bless(settings: Settings, run_with: Runner | None = None) -> BlessOutcome:
         raise ConfigError("--workload and --baseline go with --profile; name workloads instead")
     config = load(settings)
     measure = run_with or runner(settings)
-    entries = {w.name: baseline_entry(w, measure.measure(w)) for w in selected(config, settings)}
-    return record(config.baseline, entries)
+    todo = plan(
+        config.select(settings.workloads), measure.tests, read_baseline(config.baseline).workloads
+    )
+    for error in todo.failed.values():
+        raise WorkloadError(error)
+    entries = {w.name: baseline_entry(w, measure.measure(w)) for w in todo.workloads}
+    return record(config.baseline, entries, remove=tuple(todo.gone))
 
 
 def _bless_profile(settings: Settings) -> BlessOutcome:
@@ -182,7 +234,7 @@ def measure_each(
     """`run`: each selected workload measured, or the error that stopped it."""
     config = load(settings)
     measure = runner(settings)
-    for w in selected(config, settings):
+    for w in selected(config, settings, measure):
         try:
             yield w, measure.measure(w)
         except AllocgateError as exc:

@@ -3,7 +3,7 @@ deterministically (sorted, one block per workload) and atomically."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -188,9 +188,12 @@ def _existing_blocks(text: str, names: set[str]) -> dict[str, str] | None:
     return blocks if set(blocks) == names else None
 
 
-def update_baseline(path: Path, workloads: Mapping[str, WorkloadBaseline]) -> Baseline:
+def update_baseline(
+    path: Path, workloads: Mapping[str, WorkloadBaseline], remove: Iterable[str] = ()
+) -> Baseline:
     """Writes ``workloads`` into the baseline at ``path``, keeping every other workload
-    byte for byte. The old file is validated first and replaced atomically."""
+    byte for byte except those named in ``remove`` (tests that are gone). The old file
+    is validated first and replaced atomically."""
     current = read_baseline(path)
     blocks: dict[str, str] = {}
     if current.workloads:
@@ -198,6 +201,9 @@ def update_baseline(path: Path, workloads: Mapping[str, WorkloadBaseline]) -> Ba
         blocks = _existing_blocks(text, set(current.workloads)) or {
             name: render_workload(w) for name, w in current.workloads.items()
         }
+    dropped = set(remove) - set(workloads)
+    for name in dropped:
+        blocks.pop(name, None)
     for name, workload in workloads.items():
         blocks[name] = render_workload(workload)
     body = (
@@ -206,6 +212,6 @@ def update_baseline(path: Path, workloads: Mapping[str, WorkloadBaseline]) -> Ba
         + "".join(blocks[name] for name in sorted(blocks))
     )
     atomic_write(path, body)
-    merged = dict(current.workloads)
+    merged = {n: w for n, w in current.workloads.items() if n not in dropped}
     merged.update(workloads)
     return Baseline(path, merged)

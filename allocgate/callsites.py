@@ -213,6 +213,9 @@ class FoldOptions:
     """How many user frames make the key."""
     skip: tuple[str, ...] = ()
     """Extra regular expressions: matching frames are treated as plumbing."""
+    harness: bool = False
+    """A #[test] workload: libtest's frames are plumbing, and program points with
+    no user frame key as ``harness.HARNESS_KEY`` (see allocgate/harness.py)."""
 
     def skip_regex(self) -> re.Pattern[str] | None:
         return re.compile("|".join(f"(?:{p})" for p in self.skip)) if self.skip else None
@@ -245,6 +248,8 @@ class FrameTable:
     prints: list[int] | None = None
     """A content hash of each frame, built on first need (see ``fingerprint``)."""
     """Fallback names that are only a second choice (unqualified C or inlined names)."""
+    harness: bool = False
+    """See `FoldOptions.harness`."""
 
     @classmethod
     def build(cls, frames: Sequence[Frame], options: FoldOptions) -> FrameTable:
@@ -298,12 +303,18 @@ class FrameTable:
             members = groups.get(f.address, [i]) if f.address is not None else [i]
             resolved = _resolve_inlined(i, name, members, frames, normalized, qualified, plumbing)
             user.append(resolved)
+        if options.harness:
+            from allocgate.harness import is_harness_frame
+
+            for i, kept in enumerate(user):
+                if kept is not None and is_harness_frame(_root_crate(kept), frames[i].file):
+                    user[i] = None
         # Stacks without user code are named by their first qualified frame
         # (``std::io::stdio::stdout``), falling back to C names (``getdelim``).
         unqualified = [False] * len(frames)
         for i in runtime:
             unqualified[i] = True
-        return cls(frames, user, fallback, unqualified)
+        return cls(frames, user, fallback, unqualified, harness=options.harness)
 
     def key(self, stack: Iterable[int], depth: int) -> str:
         """The callsite key of one stack (frame indices, innermost first)."""
@@ -328,6 +339,10 @@ class FrameTable:
                     weak_fallback = candidate
         if names:
             return KEY_SEPARATOR.join(names)
+        if self.harness:
+            from allocgate.harness import HARNESS_KEY
+
+            return HARNESS_KEY
         return first_fallback or weak_fallback or "[allocator]"
 
     def fingerprint(self, stack: Sequence[int]) -> int:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import orjson
 
+from allocgate.build import first_compiler_error
 from allocgate.errors import WorkloadError
-from allocgate.run import Finished, first_compiler_error, require_tool, run_process, tail
+from allocgate.process import Finished, require_tool, run_process, tail
 
 LIB = "lib"
 """``test_target: lib`` (the default): the unit tests of the library."""
@@ -30,6 +31,8 @@ _LIST_TIMEOUT = 60.0
 class TestBinary:
     """One test executable cargo built."""
 
+    __test__ = False  # not a pytest test class
+
     target: str
     """The cargo target's name (the crate name for the library, ``NAME`` for tests/NAME.rs)."""
     kind: str
@@ -41,12 +44,16 @@ class TestBinary:
 class TestCase:
     """One ``#[test]`` of one binary, and the name its workload gets."""
 
+    __test__ = False
+
     binary: TestBinary
     name: str
     """The test's path as libtest lists it, e.g. ``tokens::tests::long_line``."""
     workload: str
     """``<workload>::<test path>`` (``<workload>::<target>::<test path>`` for an
     integration test under ``test_target: all``)."""
+    group: str = ""
+    """The configured workload the test belongs to (``lexer``)."""
 
     def argv(self, exe: Path | None = None) -> list[str]:
         """The command that runs this test alone, output captured by libtest as usual."""
@@ -181,25 +188,28 @@ def matches(name: str, pattern: str) -> bool:
     return pattern in name
 
 
-def test_cases(
+def select_cases(
     workload: str,
     binaries: Sequence[TestBinary],
     names: Mapping[Path, Sequence[str]],
     pattern: str,
     *,
     qualify: bool,
+    exact: bool = False,
 ) -> list[TestCase]:
     """The matching tests of every binary, in a stable order, each named as a workload.
 
     ``qualify`` puts the target's name before an integration test's path, so that
-    tests of the same name in two binaries stay two workloads.
+    tests of the same name in two binaries stay two workloads. ``exact``: ``pattern``
+    is one test's workload name without the ``<workload>::`` prefix.
     """
     cases = []
     for binary in binaries:
         prefix = f"{workload}::" + (f"{binary.target}::" if qualify and binary.kind != LIB else "")
         for name in sorted(names.get(binary.path, ())):
-            if matches(name, pattern):
-                cases.append(TestCase(binary=binary, name=name, workload=prefix + name))
+            full = prefix + name
+            if (full == f"{workload}::{pattern}") if exact else matches(name, pattern):
+                cases.append(TestCase(binary, name, full, workload))
     return cases
 
 

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="build, run and compare workloads with the baseline")
     check.add_argument("workloads", **_WORKLOADS)
     add_options(check.add_argument, "config", "report-json", "report-md", "keep-profiles")
-    add_options(check.add_argument, "shard", "format", "quiet", "comment", *_COMMENT)
+    add_options(check.add_argument, "shard", "format", "quiet", "strict", "comment", *_COMMENT)
 
     run = sub.add_parser("run", help="build, run and show the top callsites without comparing")
     run.add_argument("workloads", **_WORKLOADS)
@@ -143,6 +143,8 @@ def cmd_bless(settings: Settings) -> int:
     outcome = api.bless(settings)
     for name, entry in outcome.new.items():
         print(bless_line(outcome.old.get(name), entry, outcome.path), file=sys.stderr)
+    for name in outcome.removed:
+        print(f"{outcome.path}: removed {name} (the test no longer exists)", file=sys.stderr)
     return 0
 
 

@@ -33,9 +33,18 @@ class WorkloadResult:
     """Callsites whose values differed between runs."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of each step (build, run, analyse)."""
+    group: str | None = None
+    """For one test of a ``tests:`` workload: that workload's name (``lexer``)."""
+    status: str | None = None
+    """``new`` (a test not yet blessed) or ``gone`` (a blessed test that no longer
+    exists): reported, not gated — unless ``--strict`` made it an error."""
+    harness: dict[str, int] = field(default_factory=dict)
+    """A test's allocations by the test harness, per metric: in the totals, no callsite."""
 
     @property
     def verdict(self) -> str:
+        if self.error is None and self.status is not None:
+            return "pass"
         if self.error is not None or self.comparison is None:
             return "error"
         return self.comparison.verdict
@@ -51,6 +60,9 @@ class WorkloadResult:
             "spread": self.spread,
             "nondeterministic": list(self.nondeterministic),
             "seconds": self.seconds,
+            "group": self.group,
+            "status": self.status,
+            "harness": self.harness,
         }
 
     @classmethod
@@ -65,6 +77,9 @@ class WorkloadResult:
             spread={k: list(v) for k, v in (d.get("spread") or {}).items()},
             nondeterministic=tuple(d.get("nondeterministic") or ()),
             seconds=dict(d.get("seconds") or {}),
+            group=d.get("group"),
+            status=d.get("status"),
+            harness={k: int(v) for k, v in (d.get("harness") or {}).items()},
         )
 
 

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 from allocgate import profilers
 from allocgate.build import Builder
 from allocgate.errors import ProfileError, WorkloadError
+from allocgate.harness import HARNESS_KEY, split_harness
 from allocgate.process import Progress, require_tool
 from allocgate.profile import Profile
 from allocgate.runs import combine_runs
+from allocgate.test_workloads import TestSuites
 
 if TYPE_CHECKING:
     from allocgate.config import WorkloadConfig
@@ -32,6 +34,9 @@ class Measurement:
     nondeterministic: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
+    harness: dict[str, int] = field(default_factory=dict)
+    """A test workload's allocations by the test harness, per metric (in the totals,
+    never a callsite)."""
 
 
 class Runner:
@@ -45,6 +50,8 @@ class Runner:
     ) -> None:
         self.progress = progress or Progress()
         self.builder = Builder(self.progress)
+        self.tests = TestSuites(self.progress)
+        """Test binaries for ``tests:`` workloads, built and listed once."""
         self.keep_profiles = keep_profiles
 
     def measure(self, w: WorkloadConfig) -> Measurement:
@@ -54,7 +61,8 @@ class Runner:
         if profiler.tool is not None:
             require_tool(profiler.tool)
         started = time.monotonic()
-        exe = self.builder.executable(w, w.features)
+        # A test's binary was built when its workload was made from a `tests:` one.
+        exe = w.test.binary.path if w.test is not None else self.builder.executable(w, w.features)
         seconds = {"build": time.monotonic() - started}
         profiles: list[Profile] = []
         kept: list[str] = []
@@ -92,7 +100,13 @@ class Runner:
 
             self.progress.note(f"{w.name}: {NO_DEBUG_INFO_HINT}")
         combined, spread, unstable = combine_runs(profiles)
+        harness: dict[str, int] = {}
+        if w.fold.harness:
+            combined, harness = split_harness(combined)
+            spread.pop(HARNESS_KEY, None)
+            unstable = tuple(k for k in unstable if k != HARNESS_KEY)
         return Measurement(
+            harness=harness,
             profile=combined,
             runs=len(profiles),
             spread=spread,

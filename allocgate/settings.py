@@ -137,6 +137,11 @@ _OPTIONS: tuple[Option, ...] = (
         {"metavar": "K/N", "default": None},
     ),
     Option(
+        "strict",
+        "a test not yet in the baseline (of a `tests:` workload) is an error, not a note",
+        {"action": "store_true", "default": False},
+    ),
+    Option(
         "comment",
         "also post or update the sticky PR comment (GitHub Actions)",
         {"action": "store_true"},
@@ -193,6 +198,7 @@ def add_pytest_options(group: Any, parser: Any) -> None:
         "report-md",
         "keep-profiles",
         "bless",
+        "strict",
         prefix=PYTEST_PREFIX,
     )
     _PYTEST_WORKLOAD.register(group.addoption, PYTEST_PREFIX)
@@ -235,6 +241,8 @@ class Settings:
     comment: CommentSettings = field(default_factory=CommentSettings)
     bless: bool = False
     """pytest: measure for the baseline instead of judging."""
+    strict: bool = False
+    """A new test (not yet blessed) is an error."""
     profile: Path | None = None
     """bless/show: a profile file to use instead of running."""
     workload: str | None = None
@@ -283,6 +291,7 @@ class Settings:
             report_md=get("report_md"),
             keep_profiles=get("keep_profiles"),
             quiet=bool(get("quiet", False)),
+            strict=bool(get("strict", False)),
             format=get("format", "text"),
             top=get("top"),
             metrics=metrics,
@@ -323,6 +332,7 @@ class Settings:
             keep_profiles=get("keep-profiles"),
             quiet=True,
             bless=bool(get("bless")),
+            strict=bool(get("strict")),
             environ=_frozen_env(None),
         )
 

@@ -9,7 +9,7 @@ import pytest
 
 from allocgate import cargo_tests
 from allocgate.errors import WorkloadError
-from allocgate.run import run_process
+from allocgate.process import run_process
 from tests.lexer_crate import MANIFEST, UNIT_TESTS, cargo_env, lexer_target
 
 __all__ = ["lexer_target"]
@@ -28,7 +28,7 @@ def _cases(
 ) -> list[cargo_tests.TestCase]:
     binaries = _build(target, test_target, *features)
     names = {b.path: cargo_tests.list_tests(b, cwd=MANIFEST.parent) for b in binaries}
-    return cargo_tests.test_cases(
+    return cargo_tests.select_cases(
         "lexer", binaries, names, pattern, qualify=test_target == cargo_tests.ALL
     )
 

@@ -15,6 +15,7 @@ from allocgate.report import Report, WorkloadResult
 
 if TYPE_CHECKING:
     from allocgate.baseline import WorkloadBaseline
+    from allocgate.render.groups import Section
 
 
 def _table(rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
@@ -96,9 +97,17 @@ def comparison_text(result: WorkloadResult) -> str:
             f"  warning: {len(result.nondeterministic)} callsite(s) varied between "
             f"{result.runs} runs (non-deterministic): " + ", ".join(result.nondeterministic[:5])
         )
+    if result.harness:
+        lines.append("  " + harness_line(result.harness, c.settings.rank_metric, c.units))
     if result.profiles:
         lines.append("  raw profiles: " + ", ".join(result.profiles))
     return "\n".join(lines) + "\n"
+
+
+def harness_line(harness: dict[str, int], metric: str, units: dict[str, str]) -> str:
+    """The test harness's share of the totals (libtest, runtime start-up): no callsite."""
+    value = format_value(metric, harness.get(metric, 0), units)
+    return f"harness (libtest and runtime start-up, in the total, never a callsite): {value}"
 
 
 def spread_line(result: WorkloadResult) -> str:
@@ -132,7 +141,26 @@ def verdict_line(c: Comparison) -> str:
 
 
 def report_text(report: Report) -> str:
-    return "\n".join(comparison_text(r) for r in report.results)
+    from allocgate.render.groups import sections
+
+    blocks = []
+    for section in sections(report.results):
+        if section.group is None:
+            blocks.append(comparison_text(section.results[0]))
+        else:
+            blocks.append(tests_text(section))
+    return "\n".join(blocks)
+
+
+def tests_text(section: Section) -> str:
+    """A ``tests:`` workload: its summary, one line per new or gone test, and the
+    full table only for the tests that moved."""
+    lines = [f"{section.group}: {section.summary}"]
+    lines += [f"  {note}" for note in section.notes()]
+    text = "\n".join(lines) + "\n"
+    for result in section.moved:
+        text += comparison_text(result)
+    return text
 
 
 def bless_line(old: WorkloadBaseline | None, new: WorkloadBaseline, path: Path) -> str:
