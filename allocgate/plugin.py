@@ -133,6 +133,8 @@ class AllocgateSession:
             total = self.blessed[name]["totals"].get("total_bytes")
             size = format_value("total_bytes", total) if total is not None else "?"
             return f"{name}: measured for the baseline ({size} total)"
+        if result.status is not None and result.error is None:
+            return f"{name}: {result.status} test, not gated until blessed"
         if c is None:
             return f"{name}: error — {result.error}"
         metric = c.settings.rank_metric
@@ -168,8 +170,21 @@ class WorkloadFile(pytest.File):
             workloads = config.select(state.settings.workloads)
         except AllocgateError as exc:
             raise self.CollectError(f"allocgate: {exc}") from None
+        from allocgate.test_workloads import expand
+
         for w in workloads:
-            yield WorkloadItem.from_parent(self, name=w.name, workload=w)
+            if w.tests is None:
+                yield WorkloadItem.from_parent(self, name=w.name, workload=w)
+                continue
+            # A `tests:` workload is one item per test (so `-k long_line` picks one);
+            # one that cannot be built is one failing item, not a broken collection.
+            try:
+                tests = expand([w], state.runner.tests)
+            except AllocgateError as exc:
+                yield WorkloadItem.from_parent(self, name=w.name, workload=w, error=str(exc))
+                continue
+            for t in tests:
+                yield WorkloadItem.from_parent(self, name=t.name, workload=t)
 
 
 class RegressionFound(Exception):
@@ -177,9 +192,13 @@ class RegressionFound(Exception):
 
 
 class WorkloadItem(pytest.Item):
-    def __init__(self, *, workload: WorkloadConfig, **kwargs: Any) -> None:
+    def __init__(
+        self, *, workload: WorkloadConfig, error: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.workload = workload
+        self.error = error
+        """Why the item could not even be made (a `tests:` workload that did not build)."""
         self.result: WorkloadResult | None = None
         self.blessed: WorkloadBaseline | None = None
 
@@ -192,6 +211,9 @@ class WorkloadItem(pytest.Item):
 
         state = self.config.stash[_SESSION]
         w = self.workload
+        if self.error is not None:
+            self._keep_error(self.error)
+            pytest.fail(f"allocgate: {self.error}", pytrace=False)
         try:
             measurement: Measurement = state.runner.measure(w)
         except AllocgateError as exc:
@@ -208,14 +230,16 @@ class WorkloadItem(pytest.Item):
         except AllocgateError as exc:
             self._keep_error(str(exc))
             pytest.fail(f"allocgate: {exc}", pytrace=False)
-        self.result = judge(w, measurement, baseline)
+        self.result = judge(w, measurement, baseline, state.settings.strict)
         if self.result.error is not None:
             pytest.fail(f"allocgate: {self.result.error}", pytrace=False)
 
     def _keep_error(self, message: str) -> None:
         from allocgate.report import WorkloadResult
 
-        self.result = WorkloadResult(self.workload.name, error=message)
+        test = self.workload.test
+        group = test.group if test is not None else None
+        self.result = WorkloadResult(self.workload.name, error=message, group=group)
 
     def runtest(self) -> None:
         if self.result is not None and self.result.verdict == "regressed":
@@ -299,8 +323,13 @@ class AllocgateFixture:
 
     def measure(self, name: str) -> Measurement:
         """Builds and runs the named workload; the result has ``.profile`` with its callsites."""
-        (w,) = self.config.select([name])
+        (w,) = self._one(name)
         return self._state.runner.measure(w)
+
+    def _one(self, name: str) -> list[WorkloadConfig]:
+        from allocgate.test_workloads import expand
+
+        return expand(self.config.select([name]), self._state.runner.tests)
 
     def baseline(self, name: str) -> WorkloadBaseline:
         from allocgate.baseline_file import read_baseline
@@ -312,7 +341,7 @@ class AllocgateFixture:
         from allocgate.api import judge
         from allocgate.baseline_file import read_baseline
 
-        (w,) = self.config.select([name])
+        (w,) = self._one(name)
         return judge(w, self._state.runner.measure(w), read_baseline(self.config.baseline))
 
 

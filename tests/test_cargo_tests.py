@@ -119,7 +119,7 @@ def test_a_failing_test_is_an_error_with_its_assertion_message(lexer_target: Pat
     assert str(caught.value) == (
         "test 'lexer::idents::tests::rejects_empty' failed under no profiler: assertion "
         "`left == right` failed: an empty source interns no names left: 0 right: 1 "
-        "(at src/idents.rs:32:9)"
+        "(at src/idents.rs:38:9)"
     )
 
 

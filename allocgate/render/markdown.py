@@ -22,7 +22,7 @@ from allocgate.profile import Profile
 from allocgate.render.cells import site_cells
 from allocgate.render.chart import mermaid_chart
 from allocgate.render.escape import code_span, escape_html, escape_md
-from allocgate.render.text import spread_line, verdict_line
+from allocgate.render.text import harness_line, spread_line, verdict_line
 from allocgate.report import Report
 
 if TYPE_CHECKING:
@@ -90,6 +90,7 @@ def _env() -> jinja2.Environment:
     env.globals["chart"] = lambda c: Markup(mermaid_chart(c))
     env.globals["plain_verdict"] = verdict_line
     env.globals["spread_line"] = spread_line
+    env.globals["harness_line"] = harness_line
     return env
 
 
@@ -105,12 +106,14 @@ def _template() -> jinja2.Template:
 
 def report_markdown(report: Report, ctx: MarkdownContext | None = None) -> str:
     """The PR comment / job summary; cut to fit GitHub's limit with a visible note."""
+    from allocgate.render.groups import sections
     ctx = ctx or MarkdownContext()
     limit_rows: int | None = None
     stacks = True
     while True:
         body = _template().render(
             report=report,
+            sections=sections(report.results),
             ctx=ctx,
             marker=Markup(comment_marker(ctx.comment_id)),
             limit_rows=limit_rows,
