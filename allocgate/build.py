@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -85,8 +86,9 @@ def first_compiler_error(stderr: str, returncode: int) -> str:
     return tail(stderr, 1) or f"exit code {returncode}"
 
 
-def _pick_executable(w: WorkloadConfig, messages: str) -> Path:
-    candidates: list[tuple[str, str]] = []
+def executables(messages: str) -> Iterator[dict[str, Any]]:
+    """cargo's ``compiler-artifact`` messages (``--message-format=json``) that built
+    an executable, in order."""
     for line in messages.splitlines():
         if not line.startswith("{"):
             continue
@@ -94,8 +96,13 @@ def _pick_executable(w: WorkloadConfig, messages: str) -> Path:
             msg = orjson.loads(line)
         except orjson.JSONDecodeError:
             continue
-        if msg.get("reason") != "compiler-artifact" or not msg.get("executable"):
-            continue
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
+            yield msg
+
+
+def _pick_executable(w: WorkloadConfig, messages: str) -> Path:
+    candidates: list[tuple[str, str]] = []
+    for msg in executables(messages):
         target = msg.get("target", {})
         kinds = target.get("kind", [])
         candidates.append((str(target.get("name")), str(msg["executable"])))

@@ -13,9 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
-from allocgate.build import first_compiler_error
+from allocgate.build import executables, first_compiler_error
 from allocgate.errors import WorkloadError
 from allocgate.process import Finished, require_tool, run_process, tail
 
@@ -96,15 +94,7 @@ def build_command(
 def parse_test_binaries(messages: str) -> list[TestBinary]:
     """The test executables among cargo's JSON messages, library first, then by name."""
     found: dict[Path, TestBinary] = {}
-    for line in messages.splitlines():
-        if not line.startswith("{"):
-            continue
-        try:
-            msg = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if msg.get("reason") != "compiler-artifact" or not msg.get("executable"):
-            continue
+    for msg in executables(messages):
         if not (msg.get("profile") or {}).get("test"):
             continue
         target = msg.get("target") or {}

@@ -41,9 +41,15 @@ CliResult = tuple[int, str, str]
 RunCli = Callable[..., CliResult]
 
 
-def run_cli(*args: str | os.PathLike[str], cwd: Path | None = None) -> CliResult:
-    """``python -m allocgate.cli ARGS`` in a subprocess → (exit code, stdout, stderr)."""
-    env = dict(os.environ)
+def run_cli(
+    *args: str | os.PathLike[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> CliResult:
+    """``python -m allocgate.cli ARGS`` in a subprocess → (exit code, stdout, stderr);
+    ``env``: the environment to start from (default: this process's)."""
+    env = dict(os.environ if env is None else env)
     # The package is imported from this checkout whatever the working directory.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["PYTHONIOENCODING"] = "utf-8"
@@ -56,7 +62,7 @@ def run_cli(*args: str | os.PathLike[str], cwd: Path | None = None) -> CliResult
         errors="replace",
         cwd=cwd,
         env=env,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     return proc.returncode, proc.stdout, proc.stderr

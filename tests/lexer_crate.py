@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.conftest import run_cli
+from tests.test_workloads import require_tools
+
+__all__ = ["require_tools"]
 
 ROOT = Path(__file__).resolve().parents[1]
 LEXER = ROOT / "fixtures" / "crates" / "lexer"
@@ -32,17 +34,6 @@ UNIT_TESTS = (
 )
 SPLIT_TOKENS = "lexer::tokens::split_tokens"
 CALLS_SPLIT_TOKENS = ("tokens::tests::long_line", "tokens::tests::short_line")
-
-
-def require_tools(*names: str) -> None:
-    """Skips when a tool is missing, or fails when ALLOCGATE_REQUIRE_TOOLS=1 (CI)."""
-    missing = [name for name in names if shutil.which(name) is None]
-    if not missing:
-        return
-    reason = f"{', '.join(missing)} not found on PATH"
-    if os.environ.get("ALLOCGATE_REQUIRE_TOOLS") == "1":
-        pytest.fail(f"{reason}, and ALLOCGATE_REQUIRE_TOOLS=1 requires it")
-    pytest.skip(reason)
 
 
 # Taken at import, before any fixture (pytester) points HOME elsewhere: rustup's
@@ -104,23 +95,12 @@ class Project:
     def env(self) -> dict[str, str]:
         env = cargo_env(self.target)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        env["PYTHONIOENCODING"] = "utf-8"
         return env
 
     def allocgate(self, *args: str | os.PathLike[str]) -> Done:
-        proc = subprocess.run(
-            [sys.executable, "-m", "allocgate.cli", *map(str, args)],
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            cwd=self.path,
-            env=self.env(),
-            timeout=300,
-            check=False,
-        )
-        assert "Traceback" not in proc.stderr, proc.stderr
-        return Done(proc.returncode, proc.stdout, proc.stderr)
+        code, stdout, stderr = run_cli(*args, cwd=self.path, env=self.env(), timeout=300)
+        assert "Traceback" not in stderr, stderr
+        return Done(code, stdout, stderr)
 
     def report(self, *args: str) -> tuple[Done, dict[str, Any]]:
         """``check ARGS --report-json``: how it ended and the report's results by name."""

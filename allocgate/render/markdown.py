@@ -107,6 +107,7 @@ def _template() -> jinja2.Template:
 def report_markdown(report: Report, ctx: MarkdownContext | None = None) -> str:
     """The PR comment / job summary; cut to fit GitHub's limit with a visible note."""
     from allocgate.render.groups import sections
+
     ctx = ctx or MarkdownContext()
     limit_rows: int | None = None
     stacks = True
