@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from allocgate.baseline import Baseline, WorkloadBaseline
 from allocgate.baseline_file import read_baseline, update_baseline
@@ -23,6 +24,10 @@ from allocgate.run import Measurement, Runner
 from allocgate.settings import DEFAULT_BASELINE, Settings
 from allocgate.test_workloads import GONE, NEW, expand, plan
 
+if TYPE_CHECKING:
+    from allocgate.bless_record import BlessRecord
+    from allocgate.github.bless_flow import CommentBlessResult
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -30,6 +35,8 @@ class Outcome:
 
     report: Report
     context: MarkdownContext = field(default_factory=MarkdownContext)
+    notes: tuple[str, ...] = ()
+    """Warnings for the person running it (e.g. the base baseline could not be read)."""
 
     @property
     def exit_code(self) -> int:
@@ -168,14 +175,29 @@ def check(settings: Settings, run_with: Runner | None = None) -> Outcome:
     results = [check_workload(w, measure, baseline, settings.strict) for w in todo.workloads]
     results += [WorkloadResult(name, error=error) for name, error in todo.failed.items()]
     results += [WorkloadResult(name, group=group, status=GONE) for name, group in todo.gone.items()]
-    report = Report(tuple(sorted(results, key=lambda r: r.name)), shard=settings.shard_text)
-    return Outcome(report, markdown_context(settings, config))
+    return _outcome(tuple(sorted(results, key=lambda r: r.name)), settings, config, baseline)
 
 
 def outcome_of(results: Sequence[WorkloadResult], settings: Settings, config: Config) -> Outcome:
     """The outcome of workloads judged one by one (the pytest plugin's items)."""
-    report = Report(tuple(sorted(results, key=lambda r: r.name)))
-    return Outcome(report, markdown_context(settings, config))
+    ordered = tuple(sorted(results, key=lambda r: r.name))
+    return _outcome(ordered, settings, config, read_baseline(config.baseline))
+
+
+def _outcome(
+    results: tuple[WorkloadResult, ...], settings: Settings, config: Config, baseline: Baseline
+) -> Outcome:
+    """The report, opened by how the baseline changed against the PR's base (if any)."""
+    from allocgate.base_baseline import changes_for
+
+    changes, notes = changes_for(settings, config, baseline)
+    report = Report(
+        results,
+        shard=settings.shard_text,
+        baseline_changes=changes,
+        require_reason=settings.require_reason or config.require_reason,
+    )
+    return Outcome(report, markdown_context(settings, config), notes)
 
 
 def baseline_entry(w: WorkloadConfig, measurement: Measurement) -> WorkloadBaseline:
@@ -183,10 +205,18 @@ def baseline_entry(w: WorkloadConfig, measurement: Measurement) -> WorkloadBasel
 
 
 def record(
-    path: Path, entries: dict[str, WorkloadBaseline], remove: Sequence[str] = ()
+    path: Path,
+    entries: dict[str, WorkloadBaseline],
+    blessing: BlessRecord | None = None,
+    remove: Sequence[str] = (),
 ) -> BlessOutcome:
     """Writes the entries into the baseline at ``path`` (others are kept, those in
-    ``remove`` dropped), once."""
+    ``remove`` dropped), once, with who blessed them and why in each one's provenance."""
+    if blessing is not None and not blessing.empty:
+        entries = {
+            name: replace(entry, provenance={**entry.provenance, **blessing.to_dict()})
+            for name, entry in entries.items()
+        }
     current = read_baseline(path)
     removed = tuple(sorted(n for n in remove if n in current.workloads and n not in entries))
     update_baseline(path, entries, remove=removed)
@@ -206,14 +236,71 @@ def bless(settings: Settings, run_with: Runner | None = None) -> BlessOutcome:
     if settings.workload or settings.baseline:
         raise ConfigError("--workload and --baseline go with --profile; name workloads instead")
     config = load(settings)
-    measure = run_with or runner(settings)
-    todo = plan(
-        config.select(settings.workloads), measure.tests, read_baseline(config.baseline).workloads
+    blessing = _cli_blessing(settings, config)
+    return bless_workloads(
+        config, config.select(settings.workloads), run_with or runner(settings), blessing
     )
+
+
+def bless_workloads(
+    config: Config, workloads: Sequence[WorkloadConfig], measure: Runner, blessing: BlessRecord
+) -> BlessOutcome:
+    """Measures every workload first (a `tests:` one as one workload per test), then
+    writes the baseline once: all or nothing. Entries of tests that are gone are dropped."""
+    todo = plan(workloads, measure.tests, read_baseline(config.baseline).workloads)
     for error in todo.failed.values():
         raise WorkloadError(error)
     entries = {w.name: baseline_entry(w, measure.measure(w)) for w in todo.workloads}
-    return record(config.baseline, entries, remove=tuple(todo.gone))
+    return record(config.baseline, entries, blessing, remove=tuple(todo.gone))
+
+
+def _cli_blessing(settings: Settings, config: Config | None) -> BlessRecord:
+    from allocgate import bless_record
+
+    if settings.reason is not None and not settings.reason.strip():
+        raise ConfigError("--reason is empty: say why the baseline changes")
+    reason = settings.reason.strip() if settings.reason else None
+    where = config.path.parent if config is not None else settings.start
+    return bless_record.from_cli(reason, where)
+
+
+def bless_from_comment(settings: Settings) -> CommentBlessResult:
+    """`bless --from-comment`: the `/allocgate bless` comment of an issue_comment event,
+    checked, blessed, committed to the pull request's branch and answered."""
+    from allocgate.github import bless_flow
+
+    if settings.workloads or settings.reason is not None or settings.profile is not None:
+        raise ConfigError(
+            "bless --from-comment takes the workloads and the reason from the comment; "
+            "give it no workloads, --reason or --profile"
+        )
+    return bless_flow.from_environment(
+        settings.environ,
+        cwd=settings.start,
+        token_env=settings.comment.token_env,
+        load_config=lambda: load(settings),
+        bless=lambda config, workloads, blessing: bless_workloads(
+            config, workloads, runner(settings), blessing
+        ),
+    )
+
+
+def show_baseline(settings: Settings) -> list[str]:
+    """Each workload's provenance: who blessed it, when, for which PR and why."""
+    from allocgate import bless_record
+    from allocgate.escape import one_line
+
+    config = load(settings)
+    baseline = read_baseline(config.baseline)
+    names = settings.workloads or tuple(sorted(baseline.workloads))
+    lines = [f"{baseline.path}:"]
+    for name in names:
+        entry = baseline.get(name)
+        lines += [
+            "  " + line
+            for line in bless_record.describe(name, entry.profiler, entry.provenance, one_line)
+        ]
+    return lines
 
 
 def _bless_profile(settings: Settings) -> BlessOutcome:
@@ -225,7 +312,7 @@ def _bless_profile(settings: Settings) -> BlessOutcome:
     entry = WorkloadBaseline.from_profile(
         settings.workload, profile, recorded_count(settings.top or 5)
     )
-    return record(path, {settings.workload: entry})
+    return record(path, {settings.workload: entry}, _cli_blessing(settings, None))
 
 
 def measure_each(

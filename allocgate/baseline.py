@@ -28,6 +28,9 @@ class WorkloadBaseline:
     depth: int = 1
     mode: str = "heap"
     units: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
+    """What made this entry: the toolchain's facts and, for a bless, who and why
+    (`allocgate.bless_record`). One flat mapping of strings, written sorted."""
 
     @classmethod
     def from_profile(cls, name: str, profile: Profile, keep: int) -> WorkloadBaseline:
@@ -47,6 +50,8 @@ class WorkloadBaseline:
         if self.mode != "heap":
             entry["mode"] = self.mode
             entry["units"] = dict(sorted(self.units.items()))
+        if self.provenance:
+            entry["provenance"] = dict(sorted(self.provenance.items()))
         entry["totals"] = dict(sorted(self.totals.items()))
         entry["callsites"] = [
             {

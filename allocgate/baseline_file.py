@@ -38,7 +38,12 @@ def read_baseline(path: Path) -> Baseline:
         return Baseline(path, {})
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError(f"{path}: cannot read baseline: {exc}") from exc
-    return _validate(path, parse_yaml(path, text, BaselineError))
+    return parse_baseline(text, path)
+
+
+def parse_baseline(text: str, source: Path) -> Baseline:
+    """A baseline from its text (e.g. `git show REV:PATH`); `source` names it in errors."""
+    return _validate(source, parse_yaml(source, text, BaselineError))
 
 
 def _fail(path: Path, where: str, message: str) -> BaselineError:
@@ -87,7 +92,7 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
     where = f"workloads.{name}"
     if not isinstance(entry, dict):
         raise _fail(path, where, "expected a mapping")
-    allowed = {"profiler", "depth", "mode", "units", "totals", "callsites"}
+    allowed = {"profiler", "depth", "mode", "units", "provenance", "totals", "callsites"}
     for key in entry:
         if key not in allowed:
             raise _fail(path, f"{where}.{key}", "unknown key")
@@ -107,6 +112,11 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
     units = entry.get("units") or {}
     if not isinstance(units, dict) or not all(isinstance(v, str) for v in units.values()):
         raise _fail(path, f"{where}.units", "expected a mapping of metric to unit name")
+    provenance = entry.get("provenance") or {}
+    if not isinstance(provenance, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in provenance.items()
+    ):
+        raise _fail(path, f"{where}.provenance", "expected a mapping of names to strings")
     totals = entry.get("totals")
     if not isinstance(totals, dict):
         raise _fail(path, f"{where}.totals", "expected a mapping of metric to value")
@@ -147,6 +157,7 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         depth=depth,
         mode=mode,
         units=dict(units),
+        provenance=dict(provenance),
     )
 
 

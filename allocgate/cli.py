@@ -65,11 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --profile: the baseline file (default allocgate-baseline.yml)",
     )
     add_options(bless.add_argument, "workload", "top", "depth", "skip", "quiet")
+    add_options(bless.add_argument, "reason", "from-comment", "token-env")
 
     check = sub.add_parser("check", help="build, run and compare workloads with the baseline")
     check.add_argument("workloads", **_WORKLOADS)
     add_options(check.add_argument, "config", "report-json", "report-md", "keep-profiles")
     add_options(check.add_argument, "shard", "format", "quiet", "strict", "comment", *_COMMENT)
+    add_options(check.add_argument, "require-reason", "base")
+
+    show_baseline = sub.add_parser(
+        "show-baseline", help="each workload's provenance: who blessed it, when and why"
+    )
+    show_baseline.add_argument("workloads", **_WORKLOADS)
+    add_options(show_baseline.add_argument, "config")
 
     run = sub.add_parser("run", help="build, run and show the top callsites without comparing")
     run.add_argument("workloads", **_WORKLOADS)
@@ -140,6 +148,10 @@ def cmd_bless(settings: Settings) -> int:
     from allocgate import api
     from allocgate.render.text import bless_line
 
+    if settings.from_comment:
+        result = api.bless_from_comment(settings)
+        print(f"allocgate: {result.message}", file=sys.stderr)
+        return result.exit_code
     outcome = api.bless(settings)
     for name, entry in outcome.new.items():
         print(bless_line(outcome.old.get(name), entry, outcome.path), file=sys.stderr)
@@ -166,6 +178,8 @@ def _finish(outcome: Outcome, settings: Settings) -> int:
     from allocgate import api
 
     _print_outcome(outcome, settings.format)
+    for note in outcome.notes:
+        print(f"allocgate: warning: {note}", file=sys.stderr)
     api.write_reports(outcome, settings)
     return outcome.exit_code
 
@@ -196,6 +210,13 @@ def cmd_run(settings: Settings) -> int:
     return EXIT_ERROR if failed else 0
 
 
+def cmd_show_baseline(settings: Settings) -> int:
+    from allocgate import api
+
+    sys.stdout.write("".join(f"{line}\n" for line in api.show_baseline(settings)))
+    return 0
+
+
 def cmd_comment(settings: Settings) -> int:
     from allocgate import api
 
@@ -210,6 +231,7 @@ COMMANDS: dict[str, Callable[[Settings], int]] = {
     "run": cmd_run,
     "merge": cmd_merge,
     "comment": cmd_comment,
+    "show-baseline": cmd_show_baseline,
 }
 
 

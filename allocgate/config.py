@@ -47,7 +47,7 @@ _WORKLOAD_KEYS = _SETTING_KEYS | {
     "test_target",
     "tests_write_dhat_json",
 }
-_TOP_KEYS = {"baseline", "defaults", "workloads"}
+_TOP_KEYS = {"baseline", "defaults", "require_reason", "workloads"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,8 @@ class Config:
     path: Path
     baseline: Path
     workloads: dict[str, WorkloadConfig]
+    require_reason: bool = False
+    """Fail `check` when a PR changes the baseline without a recorded reason."""
 
     def select(self, names: Sequence[str]) -> list[WorkloadConfig]:
         """The named workloads (all when none are named), in a stable order."""
@@ -182,6 +184,9 @@ def parse_config(path: Path, doc: Any) -> Config:
     baseline = doc.get("baseline", DEFAULT_BASELINE)
     if not isinstance(baseline, str) or not baseline:
         raise where.error("baseline", f"expected a file path, got {baseline!r}")
+    require_reason = doc.get("require_reason", False)
+    if not isinstance(require_reason, bool):
+        raise where.error("require_reason", f"expected true or false, got {require_reason!r}")
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, Mapping):
         raise where.error("defaults", "expected a mapping")
@@ -199,7 +204,9 @@ def parse_config(path: Path, doc: Any) -> Config:
         if not isinstance(name, str) or not name or any(c in name for c in "/\\\0\n"):
             raise where.error(f"workloads.{name}", "expected a plain workload name")
         result[name] = _workload(where, root, name, entry, defaults)
-    return Config(path=path, baseline=(root / baseline), workloads=result)
+    return Config(
+        path=path, baseline=(root / baseline), workloads=result, require_reason=require_reason
+    )
 
 
 def _workload(

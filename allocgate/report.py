@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from allocgate.baseline_change import WorkloadChange, unexplained
 from allocgate.compare import Comparison
 from allocgate.errors import ReportError
 
@@ -88,6 +89,15 @@ class Report:
     results: tuple[WorkloadResult, ...]
     shard: str | None = None
     """``K/N`` when this is one shard's partial report."""
+    baseline_changes: tuple[WorkloadChange, ...] = ()
+    """How the baseline differs from the base branch's (a pull request's re-baselining)."""
+    require_reason: bool = False
+    """A baseline change without a recorded reason fails the check."""
+
+    @property
+    def unexplained(self) -> tuple[str, ...]:
+        """Workloads re-baselined without a reason, when reasons are required."""
+        return unexplained(self.baseline_changes) if self.require_reason else ()
 
     @property
     def verdict(self) -> str:
@@ -96,7 +106,9 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        return {"pass": EXIT_PASS, "regressed": EXIT_REGRESSED, "error": EXIT_ERROR}[self.verdict]
+        code = {"pass": EXIT_PASS, "regressed": EXIT_REGRESSED, "error": EXIT_ERROR}[self.verdict]
+        # An unexplained re-baselining fails like a regression: it hides one.
+        return max(code, EXIT_REGRESSED) if self.unexplained else code
 
     @property
     def regressed(self) -> bool:
@@ -108,6 +120,8 @@ class Report:
             "verdict": self.verdict,
             "shard": self.shard,
             "workloads": [r.to_dict() for r in self.results],
+            "baseline_changes": [c.to_dict() for c in self.baseline_changes],
+            "require_reason": self.require_reason,
         }
         return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 
@@ -128,9 +142,15 @@ def read_report(path: Path) -> Report:
         )
     try:
         results = tuple(WorkloadResult.from_dict(w) for w in doc["workloads"])
+        changes = tuple(WorkloadChange.from_dict(c) for c in doc.get("baseline_changes") or ())
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ReportError(f"{path}: malformed report: {type(exc).__name__}: {exc}") from None
-    return Report(results, shard=doc.get("shard"))
+    return Report(
+        results,
+        shard=doc.get("shard"),
+        baseline_changes=changes,
+        require_reason=doc.get("require_reason") is True,
+    )
 
 
 def merge_reports(reports: Sequence[Report], sources: Iterable[str] = ()) -> Report:
@@ -148,4 +168,10 @@ def merge_reports(reports: Sequence[Report], sources: Iterable[str] = ()) -> Rep
             seen[result.name] = source
             results.append(result)
     results.sort(key=lambda r: r.name)
-    return Report(tuple(results))
+    # Every shard compares the whole baseline file: the same changes, once.
+    changes = {c.name: c for report in reports for c in report.baseline_changes}
+    return Report(
+        tuple(results),
+        baseline_changes=tuple(changes[n] for n in sorted(changes)),
+        require_reason=any(r.require_reason for r in reports),
+    )

@@ -162,6 +162,30 @@ _OPTIONS: tuple[Option, ...] = (
         {"type": positive_int, "default": None},
     ),
     Option(
+        "reason",
+        "why this bless: recorded in the baseline with your `git config user.name`, "
+        "the commit and the date",
+        {"default": None, "metavar": "TEXT"},
+    ),
+    Option(
+        "from-comment",
+        "bless from the `/allocgate bless` comment of the issue_comment event in "
+        "GITHUB_EVENT_PATH and commit the baseline to the pull request's branch",
+        {"action": "store_true"},
+    ),
+    Option(
+        "require-reason",
+        "fail when the baseline differs from the base branch's without a recorded reason "
+        "(also `require_reason: true` in allocgate.yml)",
+        {"action": "store_true"},
+    ),
+    Option(
+        "base",
+        "git revision whose baseline this one is compared with, to show what the change "
+        "re-baselined (default: the base commit of a pull_request event)",
+        {"default": None, "metavar": "REV"},
+    ),
+    Option(
         "token-env",
         "environment variable holding the token (default GITHUB_TOKEN)",
         {"default": "GITHUB_TOKEN", "metavar": "NAME"},
@@ -253,6 +277,14 @@ class Settings:
     after: Path | None = None
     reports: tuple[Path, ...] = ()
     """merge: partial reports; comment: the one report."""
+    reason: str | None = None
+    """bless: why; recorded in the baseline's provenance."""
+    from_comment: bool = False
+    """bless: from the `/allocgate bless` comment in the event."""
+    require_reason: bool = False
+    """check: a baseline change without a reason fails (or the config's require_reason)."""
+    base: str | None = None
+    """check: the revision whose baseline the current one is compared with."""
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     """The process environment when the settings were made (GitHub Actions' variables)."""
 
@@ -313,6 +345,10 @@ class Settings:
             before=get("before"),
             after=get("after"),
             reports=tuple(get("reports") or ((get("report"),) if get("report") else ())),
+            reason=get("reason"),
+            from_comment=bool(get("from_comment", False)),
+            require_reason=bool(get("require_reason", False)),
+            base=get("base"),
             environ=_frozen_env(environ),
         )
 

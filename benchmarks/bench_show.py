@@ -1,24 +1,31 @@
 #!/usr/bin/env python3
-"""Time and peak RSS of `allocgate show` on a big profile, next to a bare orjson.loads.
+"""Time and peak RSS of allocgate on one big profile, side by side with the floor.
 
-    python benchmarks/bench_show.py PROFILE [--repeat 3] [--json]
+    python benchmarks/bench_show.py PROFILE [PROFILE...] [--repeat 3] [--json]
 
-Measures, each in a fresh subprocess and one at a time:
+For each PROFILE, measured in fresh processes, one at a time, the commands
+alternating so that load on the machine hits them alike:
 
-(a) ``python -c "import orjson,sys; orjson.loads(open(sys.argv[1],'rb').read())" PROFILE``
-    (the floor: read the file and parse it, nothing else), and
-(b) ``allocgate show PROFILE --top 10 --format json`` (the console script next to
-    this interpreter or on PATH, else ``python -m allocgate.cli``; ``--module``
-    forces the latter).
+* the floor: for a DHAT JSON file ``orjson.loads`` of the whole file (read and
+  parse, nothing else); for a heaptrack trace ``heaptrack_print TRACE``;
+* ``allocgate show PROFILE --top 10 --format json``;
+* ``allocgate diff BASELINE PROFILE --format json``: what ``check`` does with a
+  profile once the workload has run (fold it, read the baseline, compare);
+  BASELINE is made once beforehand by
+* ``allocgate bless --profile PROFILE --workload bench --baseline BASELINE``,
+  measured too (it writes the baseline).
 
-Wall time is measured around spawn and exit. Peak RSS is the child's
-``ru_maxrss`` as returned by ``os.wait4`` for that one child: the same number
-``resource.getrusage(RUSAGE_CHILDREN)`` reports in a wrapper that runs only that
-child (and what ``/usr/bin/time -v`` prints as "Maximum resident set size"),
-without a wrapper process. The runs of (a) and (b) alternate; the medians of
---repeat runs are reported, with time(show)/time(orjson.loads) and peak RSS /
-file size. A failing command is reported with its stderr and makes the exit
-status 1; the other half is still measured.
+Printed per command: the median wall time and peak RSS over --repeat runs, the
+time as a ratio to the floor's, and the peak RSS as a ratio to the file's size
+(DHAT) or to heaptrack_print's (heaptrack). Peak RSS is the child's
+``ru_maxrss`` from ``os.wait4``, what ``/usr/bin/time -v`` calls "Maximum
+resident set size".
+
+allocgate runs as ``python -m allocgate.cli`` from this checkout, with the
+bytecode cache on (in a temporary PYTHONPYCACHEPREFIX, compiled beforehand),
+as an installed package runs; PYTHONDONTWRITEBYTECODE in the environment would
+otherwise make every run compile the package. Write big profiles outside the
+repository; expect ±20-40 % run-to-run variation on a shared 2-vCPU machine.
 """
 
 from __future__ import annotations
@@ -36,8 +43,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 LOADS = "import orjson,sys; orjson.loads(open(sys.argv[1],'rb').read())"
 MIB = 1024 * 1024
+HEAPTRACK_MAGIC = (b"\x28\xb5\x2f\xfd", b"\x1f\x8b", b"v ")
 
 
 @dataclass
@@ -59,11 +68,17 @@ class Runs:
         return statistics.median(self.rss)
 
 
-def measure(cmd: list[str]) -> tuple[float, int, int, bytes, bytes]:
+def child_env(pycache: Path) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONPYCACHEPREFIX=str(pycache))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int, bytes, bytes]:
     """Runs `cmd` alone; returns (wall seconds, peak RSS bytes, exit code, stdout, stderr)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
@@ -73,33 +88,49 @@ def measure(cmd: list[str]) -> tuple[float, int, int, bytes, bytes]:
         return wall, usage.ru_maxrss * 1024, proc.returncode, out.read(), err.read()
 
 
-def show_command(profile: Path, force_module: bool) -> list[str]:
-    args = ["show", str(profile), "--top", "10", "--format", "json"]
-    if not force_module:
-        beside = Path(sys.executable).with_name("allocgate")
-        if beside.is_file() and os.access(beside, os.X_OK):
-            return [str(beside), *args]
-        found = shutil.which("allocgate")
-        if found:
-            return [found, *args]
-    return [sys.executable, "-m", "allocgate.cli", *args]
+def is_heaptrack(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(4).startswith(HEAPTRACK_MAGIC)
 
 
-def run_all(profile: Path, repeat: int, force_module: bool) -> list[Runs]:
-    benches = [
-        Runs("orjson.loads", [sys.executable, "-c", LOADS, str(profile)]),
-        Runs("allocgate show", show_command(profile, force_module)),
+def commands(profile: Path, baseline: Path) -> list[Runs]:
+    cli = [sys.executable, "-m", "allocgate.cli"]
+    if is_heaptrack(profile):
+        floor = Runs("heaptrack_print", ["heaptrack_print", str(profile)])
+    else:
+        floor = Runs("orjson.loads", [sys.executable, "-c", LOADS, str(profile)])
+    return [
+        floor,
+        Runs("allocgate show", [*cli, "show", str(profile), "--top", "10", "--format", "json"]),
+        Runs("allocgate diff", [*cli, "diff", str(baseline), str(profile), "--format", "json"]),
+        Runs(
+            "allocgate bless",
+            [
+                *cli,
+                "bless",
+                "--profile",
+                str(profile),
+                "--workload",
+                "bench",
+                "--baseline",
+                str(baseline),
+            ],
+        ),
     ]
+
+
+def run_all(benches: list[Runs], repeat: int, env: dict[str, str]) -> None:
     for _ in range(repeat):
         for bench in benches:
             if bench.error is not None:
                 continue
-            wall, rss, code, out, err = measure(bench.cmd)
+            wall, rss, code, out, err = measure(bench.cmd, env)
+            # diff exits 1 on a regression; against its own baseline it must not.
             if code != 0:
                 tail = err.decode(errors="replace").strip().splitlines()[-5:]
                 bench.error = f"exit status {code}: " + "\n".join(tail)
                 continue
-            if bench.label == "allocgate show":
+            if bench.label in ("allocgate show", "allocgate diff"):
                 try:
                     json.loads(out)
                 except ValueError:
@@ -107,12 +138,17 @@ def run_all(profile: Path, repeat: int, force_module: bool) -> list[Runs]:
                     continue
             bench.walls.append(wall)
             bench.rss.append(rss)
-    return benches
 
 
 def report(profile: Path, benches: list[Runs], repeat: int) -> dict[str, object]:
     size = profile.stat().st_size
-    result: dict[str, object] = {"profile": str(profile), "size_bytes": size, "repeat": repeat}
+    floor = benches[0]
+    result: dict[str, object] = {
+        "profile": str(profile),
+        "size_bytes": size,
+        "repeat": repeat,
+        "floor": floor.label,
+    }
     for bench in benches:
         entry: dict[str, object] = {"cmd": bench.cmd}
         if bench.error is not None:
@@ -125,50 +161,74 @@ def report(profile: Path, benches: list[Runs], repeat: int) -> dict[str, object]
                 "walls_s": [round(w, 3) for w in bench.walls],
                 "peak_rss_bytes_all": bench.rss,
             }
+            if floor.error is None and bench is not floor:
+                entry["time_over_floor"] = round(bench.wall / floor.wall, 2)
+                entry["rss_over_floor"] = round(bench.peak_rss / floor.peak_rss, 2)
         result[bench.label] = entry
-    loads, show = benches
-    if loads.error is None and show.error is None:
-        result["time_show_over_loads"] = round(show.wall / loads.wall, 2)
     return result
 
 
 def print_text(result: dict[str, object], benches: list[Runs]) -> None:
     size = int(str(result["size_bytes"]))
+    floor = benches[0]
     print(f"profile: {result['profile']} ({size / 1e6:.1f} MB, median of {result['repeat']})")
     for bench in benches:
         if bench.error is not None:
             error = bench.error.replace("\n", "\n    ")
-            print(f"  {bench.label:<15} FAILED: {shlex.join(bench.cmd)}\n    {error}")
+            print(f"  {bench.label:<16} FAILED: {shlex.join(bench.cmd)}\n    {error}")
             continue
-        print(
-            f"  {bench.label:<15} {bench.wall:7.2f} s  {bench.peak_rss / MIB:8.1f} MiB peak RSS"
-            f"  ({bench.peak_rss / size:.2f} x file size)"
+        line = (
+            f"  {bench.label:<16} {bench.wall:7.2f} s  {bench.peak_rss / MIB:8.1f} MiB"
+            f"  ({bench.peak_rss / size:5.2f} x file)"
         )
-    if "time_show_over_loads" in result:
-        print(f"  time(show) / time(orjson.loads) = {result['time_show_over_loads']}")
+        if bench is not floor and floor.error is None:
+            line += (
+                f"  time {bench.wall / floor.wall:5.2f} x {floor.label},"
+                f" RSS {bench.peak_rss / floor.peak_rss:5.2f} x"
+            )
+        print(line)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("profile", type=Path, metavar="PROFILE")
+    parser.add_argument("profiles", type=Path, nargs="+", metavar="PROFILE")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each command (median)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument(
-        "--module", action="store_true", help="run `python -m allocgate.cli` even if installed"
-    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    if not args.profile.is_file():
-        parser.error(f"{args.profile}: no such file")
-
-    benches = run_all(args.profile, args.repeat, args.module)
-    result = report(args.profile, benches, args.repeat)
+    for profile in args.profiles:
+        if not profile.is_file():
+            parser.error(f"{profile}: no such file")
+    failed = False
+    results = []
+    with tempfile.TemporaryDirectory(prefix="allocgate-bench-") as tmp:
+        env = child_env(Path(tmp) / "pycache")
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(ROOT / "allocgate")],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        for profile in args.profiles:
+            baseline = Path(tmp) / f"{profile.name}.baseline.yml"
+            benches = commands(profile, baseline)
+            if is_heaptrack(profile) and shutil.which("heaptrack_print") is None:
+                benches[0].error = "heaptrack_print is not installed"
+            # The baseline diff compares with; bless is measured again below.
+            bless = benches[-1]
+            _, _, code, _, err = measure(bless.cmd, env)
+            if code != 0:
+                bless.error = err.decode(errors="replace").strip()
+            run_all(benches, args.repeat, env)
+            result = report(profile, benches, args.repeat)
+            results.append(result)
+            if not args.json:
+                print_text(result, benches)
+            failed = failed or any(bench.error is not None for bench in benches)
     if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print_text(result, benches)
-    return 1 if any(bench.error is not None for bench in benches) else 0
+        print(json.dumps(results, indent=2))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -37,6 +38,26 @@ def dhat_json(path: Path) -> dict[str, Any]:
     return doc
 
 
+def require_tools(*tools: str) -> None:
+    """Skips the test when a tool it needs is not installed; in CI, where
+    ALLOCGATE_REQUIRE_TOOLS=1, every tool is installed and a missing one fails."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if not missing:
+        return
+    message = f"{', '.join(missing)} is not installed"
+    if os.environ.get("ALLOCGATE_REQUIRE_TOOLS") == "1":
+        pytest.fail(f"{message}, and ALLOCGATE_REQUIRE_TOOLS=1 requires it")
+    pytest.skip(message)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every test that talks to the loopback GitHub stand-in (tests/github_server.py),
+    # directly or through another fixture, carries the `github` marker.
+    for item in items:
+        if "github" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.github)
+
+
 CliResult = tuple[int, str, str]
 RunCli = Callable[..., CliResult]
 
@@ -44,12 +65,16 @@ RunCli = Callable[..., CliResult]
 def run_cli(
     *args: str | os.PathLike[str],
     cwd: Path | None = None,
+    path: str | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120,
 ) -> CliResult:
     """``python -m allocgate.cli ARGS`` in a subprocess → (exit code, stdout, stderr);
-    ``env``: the environment to start from (default: this process's)."""
+    ``path`` replaces PATH (to run where a tool is missing); ``env``: the environment
+    to start from (default: this process's)."""
     env = dict(os.environ if env is None else env)
+    if path is not None:
+        env["PATH"] = path
     # The package is imported from this checkout whatever the working directory.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["PYTHONIOENCODING"] = "utf-8"

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import run_cli
-from tests.test_workloads import require_tools
+from tests.conftest import require_tools, run_cli
 
 __all__ = ["require_tools"]
 

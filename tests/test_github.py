@@ -471,6 +471,7 @@ def test_exhausted_rate_limit_with_a_far_reset_fails_at_once(
     assert sleeps.calls == []
 
 
+@pytest.mark.github
 def test_unreachable_server_is_retried_then_reported(
     retry: RetryPolicy, sleeps: Sleeps, session: requests.Session
 ) -> None:
@@ -529,6 +530,7 @@ class _HostileLinks(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.github
 def test_next_page_on_another_host_is_not_followed() -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostileLinks)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})

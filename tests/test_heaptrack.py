@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from conftest import require_tools
 
 from allocgate.errors import ProfileError, WorkloadError
 from allocgate.profilers.demangle import demangle
@@ -306,31 +307,56 @@ def test_tiny_trace_exact_numbers() -> None:
 
 @pytest.mark.heaptrack
 def test_tiny_trace_agrees_with_heaptrack_print() -> None:
-    if shutil.which("heaptrack_print") is None:
-        pytest.skip("heaptrack_print is not installed")
+    require_tools("heaptrack_print")
     printed = subprocess.run(
         ["heaptrack_print", "-f", str(TINY)], check=True, capture_output=True, text=True
     ).stdout
     assert summary_of(read_heaptrack(TINY)) == print_summary(printed)
 
 
-def test_memory_does_not_grow_with_the_number_of_events(tmp_path: Path) -> None:
+def _events_trace(tmp_path: Path, events: int) -> Path:
     header = TINY.read_text().split("c 1\n")[0]
-    path = tmp_path / "long.trace"
-    events = 400_000
+    path = tmp_path / f"long-{events}.trace"
     with path.open("w") as out:
         out.write(header)
         out.write("+ 0\n+ 1\n- 0\n- 1\n" * (events // 4))
-    assert path.stat().st_size > 1_500_000
+    return path
+
+
+def _peak_of_reading(path: Path) -> tuple[HeaptrackData, int]:
     tracemalloc.start()
     try:
         data = read_heaptrack(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    return data, peak
+
+
+def test_memory_does_not_grow_with_the_number_of_events(tmp_path: Path) -> None:
+    events = 400_000
+    path = _events_trace(tmp_path, events)
+    assert path.stat().st_size > 1_500_000
+    data, peak = _peak_of_reading(path)
+    _, peak_of_tenth = _peak_of_reading(_events_trace(tmp_path, events // 10))
     assert sum(p.total_blocks for p in data.points) == events // 2
     assert sum(p.temporary_blocks for p in data.points) == 0
-    assert peak < 200_000
+    # One block of lines at a time: ten times the events, (almost) the same peak.
+    assert peak < peak_of_tenth + 50_000
+    assert peak < 1_000_000
+
+
+def test_deep_shared_stacks_are_kept_as_a_tree() -> None:
+    """fixtures/heaptrack/deep-chain.trace (benchmarks/make_deep_trace.py): 34 KB
+    whose 800 sites' stacks hold 320 million frames between them."""
+    path = ROOT / "fixtures" / "heaptrack" / "deep-chain.trace"
+    data, peak = _peak_of_reading(path)
+    assert path.stat().st_size < 40_000
+    assert len(data.points) == 800
+    deepest = max(data.points, key=lambda p: p.node)
+    assert len(deepest.stack) == 399 * 2001 + 1
+    assert data.frames[deepest.stack[-1]].function == "std::rt::lang_start"
+    assert peak < 5_000_000
 
 
 # --- damaged files -------------------------------------------------------------------
@@ -499,9 +525,7 @@ def test_missing_zstd_is_a_workload_error(tmp_path: Path, monkeypatch: pytest.Mo
 @pytest.mark.cargo
 @pytest.mark.heaptrack
 def test_real_heaptrack_run(tmp_path: Path) -> None:
-    for tool in ("cargo", "heaptrack", "heaptrack_print"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
+    require_tools("cargo", "heaptrack", "heaptrack_print")
     crate = tmp_path / "leaky"
     shutil.copytree(WORKLOADS / "leaky", crate)
     crate.chmod(0o755)

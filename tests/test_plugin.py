@@ -19,11 +19,14 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import require_tools
 
 ROOT = Path(__file__).resolve().parents[1]
 CRATES = ROOT / "fixtures" / "crates"
@@ -47,15 +50,6 @@ RUN_TIMEOUT = 300.0
 
 # The per-item outcome lines of `-rA` (serial and xdist print them alike).
 _OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR) (allocgate\.yml::\w+)", re.MULTILINE)
-
-
-def _require_tools() -> None:
-    missing = [tool for tool in ("cargo", "valgrind") if shutil.which(tool) is None]
-    if missing:
-        reason = f"not on PATH: {', '.join(missing)}"
-        if os.environ.get("ALLOCGATE_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"required tools missing ({reason})")
-        pytest.skip(reason)
 
 
 def workload_yaml(manifest: Path, **workloads: str) -> str:
@@ -121,7 +115,7 @@ def project(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, shared_target: Path
 ) -> Project:
     """``orders/`` (a copy of the fixture crate), ``pytest.ini``, an ``orders`` workload."""
-    _require_tools()
+    require_tools("cargo", "valgrind")
     for name, value in _TOOLCHAIN_ENV.items():
         if Path(value).is_dir():
             monkeypatch.setenv(name, value)
@@ -579,3 +573,50 @@ def test_ini_key_is_used_and_the_option_wins(ini_project: pytest.Pytester, ini: 
         )
     assert items() == ["configs/ini.yml::from_ini"]
     assert items("--allocgate-config", "configs/cli.yml") == ["configs/cli.yml::from_cli"]
+
+
+REPORT_ARGS = ("--report-json", "cli.json", "--report-md", "cli.md")
+
+
+@pytest.mark.cargo
+@pytest.mark.valgrind
+def test_cli_and_plugin_write_the_same_reports(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One workload through `allocgate check` and through `pytest --allocgate`: the
+    markdown reports are the same bytes, and so are the JSON reports but for timings."""
+    for name in ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    project.configure(orders="2000", bigger="4000")
+    project.run("--allocgate", "--allocgate-bless").assert_outcomes(passed=2)
+    # A regression in one workload, so the reports have something to say.
+    config = project.path / "allocgate.yml"
+    config.write_text(config.read_text().replace("'4000'", "'6000'").replace('"4000"', '"6000"'))
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cli = subprocess.run(
+        [*(sys.executable, "-m", "allocgate.cli", "check", "-q"), *REPORT_ARGS],
+        cwd=project.path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    assert cli.returncode == 1, cli.stderr
+    plugin = project.run(
+        "--allocgate", "--allocgate-report-json", "py.json", "--allocgate-report-md", "py.md"
+    )
+    plugin.assert_outcomes(passed=1, failed=1)
+
+    cli_md, py_md = ((project.path / n).read_bytes() for n in ("cli.md", "py.md"))
+    assert b"regressed" in cli_md
+    assert cli_md == py_md
+
+    def without_timings(name: str) -> bytes:
+        text = (project.path / name).read_bytes()
+        timings = re.compile(rb'("(?:build|run|analyse)": )[-+.0-9eE]+')
+        assert len(timings.findall(text)) == 6, text  # build, run, analyse per workload
+        return timings.sub(rb"\1T", text)
+
+    assert without_timings("cli.json") == without_timings("py.json")

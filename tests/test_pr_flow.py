@@ -13,20 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import require_tools
 from github_server import FakeGitHub
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO = REPO_ROOT / "fixtures" / "demo"
 SAMPLES = REPO_ROOT / "fixtures" / "samples"
 TOKEN = "ghs_pr_flow_secret_token_value"
-
-
-def _tools_or_skip(*names: str) -> None:
-    missing = [n for n in names if shutil.which(n) is None]
-    if missing:
-        if os.environ.get("ALLOCGATE_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"required tools missing: {', '.join(missing)}")
-        pytest.skip(f"not on PATH: {', '.join(missing)}")
 
 
 def allocgate(
@@ -47,7 +40,7 @@ def allocgate(
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo crate with three workloads (different arguments), blessed."""
-    _tools_or_skip("cargo", "valgrind")
+    require_tools("cargo", "valgrind")
     root = tmp_path_factory.mktemp("shards")
     shutil.copytree(DEMO / "reqctx", root / "reqctx", ignore=shutil.ignore_patterns("target"))
     (root / "allocgate.yml").write_text(
@@ -80,6 +73,8 @@ def _rows(report: dict[str, Any]) -> dict[str, Any]:
     return rows
 
 
+@pytest.mark.cargo
+@pytest.mark.valgrind
 def test_shards_merge_into_the_unsplit_verdict_and_rows(project: Path, tmp_path: Path) -> None:
     env = {"CARGO_TARGET_DIR": str(project / "target")}
     whole = allocgate(
@@ -189,7 +184,7 @@ def test_three_comment_runs_leave_one_sticky_comment(
     assert len(comments) == 1
     body = comments[0]["body"]
     assert "<!-- allocgate-comment: default -->" in body
-    assert "reqctx&#58;&#58;render&#95;response" in body or "reqctx::render&#95;response" in body
+    assert "reqctx::render&#95;response" in body
     assert "https://github.example/octo/rust-service/actions/runs/4242" in body
     assert len(github.requests_to("POST")) == 1
     assert len(github.requests_to("PATCH")) == 2
@@ -233,8 +228,10 @@ def test_comment_without_token_or_pr_cannot_run(regressed_report: Path, tmp_path
     assert "nope.json" in missing.stderr
 
 
+@pytest.mark.cargo
+@pytest.mark.valgrind
 def test_check_with_comment_keeps_the_gate_exit_code(github: FakeGitHub, tmp_path: Path) -> None:
-    _tools_or_skip("cargo", "valgrind")
+    require_tools("cargo", "valgrind")
     shutil.copytree(DEMO, tmp_path / "demo", ignore=shutil.ignore_patterns("target"))
     env = _gh_env(github, tmp_path)
     env["CARGO_TARGET_DIR"] = str(tmp_path / "target")

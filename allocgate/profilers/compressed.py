@@ -1,5 +1,5 @@
-"""Reading a trace line by line whether it is zstd, gzip or plain text; zstd
-through the ``zstd`` command, whose own verdict explains damaged data."""
+"""Reading a trace whether it is zstd, gzip or plain text, a block of lines at a
+time; zstd through the ``zstd`` command, whose own verdict explains damaged data."""
 
 from __future__ import annotations
 
@@ -10,24 +10,28 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from allocgate.errors import ProfileError, WorkloadError
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
 _READ_SIZE = 1 << 16
+# Lines are split a block at a time: big enough that the per-block cost
+# vanishes, small enough that memory does not grow with the trace.
+_BLOCK = 1 << 14
 
 
 @contextmanager
-def open_lines(path: Path, head: bytes) -> Iterator[Iterator[bytes]]:
+def open_stream(path: Path, head: bytes) -> Iterator[IO[bytes]]:
+    """The decompressed bytes of a trace; ``head`` is its first bytes."""
     if head.startswith(ZSTD_MAGIC):
-        with _zstd_lines(path) as lines:
-            yield lines
+        with _zstd_stream(path) as stream:
+            yield stream
     elif head.startswith(GZIP_MAGIC):
-        with gzip.open(path, "rb") as stream:
+        with gzip.open(path, "rb") as gz:
             try:
-                yield stream
+                yield cast(IO[bytes], gz)
             except (EOFError, OSError, zlib.error) as exc:
                 raise ProfileError(
                     f"{path}: truncated or corrupt gzip data: {one_line(str(exc))}"
@@ -38,7 +42,7 @@ def open_lines(path: Path, head: bytes) -> Iterator[Iterator[bytes]]:
 
 
 @contextmanager
-def _zstd_lines(path: Path) -> Iterator[IO[bytes]]:
+def _zstd_stream(path: Path) -> Iterator[IO[bytes]]:
     zstd = shutil.which("zstd")
     if zstd is None:
         raise WorkloadError(
@@ -73,6 +77,17 @@ def _zstd_lines(path: Path) -> Iterator[IO[bytes]]:
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def line_blocks(stream: IO[bytes]) -> Iterator[list[bytes]]:
+    """The stream's lines (without their newline), a block of them at a time."""
+    carry = b""
+    while block := stream.read(_BLOCK):
+        lines = (carry + block).split(b"\n")
+        carry = lines.pop()
+        yield lines
+    if carry:
+        yield [carry]
 
 
 def _drain(stream: IO[bytes]) -> None:

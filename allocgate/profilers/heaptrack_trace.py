@@ -27,16 +27,25 @@ number of distinct sites and sizes, not with the number of events.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import length_hint
 from pathlib import Path
+from typing import IO
 
 from allocgate.errors import ProfileError
 from allocgate.frames import Frame
-from allocgate.profilers.compressed import GZIP_MAGIC, ZSTD_MAGIC, one_line, open_lines
+from allocgate.profilers.compressed import (
+    GZIP_MAGIC,
+    ZSTD_MAGIC,
+    line_blocks,
+    one_line,
+    open_stream,
+)
 from allocgate.profilers.demangle import demangle
 
-__all__ = ["HeaptrackData", "HeaptrackPoint", "looks_like_heaptrack", "read_heaptrack"]
+__all__ = ["HeaptrackData", "HeaptrackPoint", "TraceTree", "looks_like_heaptrack", "read_heaptrack"]
 
 # File formats whose `+`/`-` records carry allocation-kind indices (heaptrack >= 1.0).
 _SUPPORTED_FILE_VERSIONS = range(1, 4)
@@ -53,16 +62,40 @@ _OPERATOR_NEW = frozenset(
     }
 )
 _NOT_HEAPTRACK = "not a heaptrack trace (neither zstd, gzip nor text starting with a 'v' record)"
-_PLUS = ord("+")
-_MINUS = ord("-")
+
+
+@dataclass(frozen=True, slots=True)
+class TraceTree:
+    """heaptrack's backtrace nodes, kept as the tree they are.
+
+    Sites share their outer frames; a trace with deep recursion or long inlined
+    chains would hold millions of frames if every site's stack were spelled
+    out, so stacks are only walked on demand (see allocgate.stack_tree).
+    """
+
+    frames: tuple[tuple[int, ...], ...]
+    """Per node, the frames of its instruction pointer, innermost first (node 0: none)."""
+    parents: tuple[int, ...]
+    """Per node, the node of its caller (0: the outermost frame was reached)."""
+
+    def stack(self, node: int) -> tuple[int, ...]:
+        """The whole stack of a node, innermost frame first."""
+        stack: list[int] = []
+        frames = self.frames
+        parents = self.parents
+        while node:
+            stack.extend(frames[node])
+            node = parents[node]
+        return tuple(stack)
 
 
 @dataclass(frozen=True, slots=True)
 class HeaptrackPoint:
-    """One allocation site: a full backtrace and what was allocated there."""
+    """One allocation site: a backtrace node and what was allocated there."""
 
-    stack: tuple[int, ...]
-    """Indices into HeaptrackData.frames, innermost (allocating) frame first."""
+    tree: TraceTree = field(repr=False)
+    node: int
+    """The site's innermost backtrace node in ``tree``."""
     total_bytes: int
     """Bytes allocated at this point over the run."""
     total_blocks: int
@@ -74,6 +107,11 @@ class HeaptrackPoint:
     end_bytes: int
     """Bytes still live at exit (leaked)."""
 
+    @property
+    def stack(self) -> tuple[int, ...]:
+        """Indices into HeaptrackData.frames, innermost (allocating) frame first."""
+        return self.tree.stack(self.node)
+
 
 @dataclass(frozen=True, slots=True)
 class HeaptrackData:
@@ -83,6 +121,7 @@ class HeaptrackData:
     command: str
     """The debuggee command line (the ``X`` record)."""
     frames: tuple[Frame, ...]
+    tree: TraceTree
     points: tuple[HeaptrackPoint, ...]
     peak_rss_bytes: int | None
     """Largest RSS sample times the page size; includes heaptrack's own overhead."""
@@ -104,8 +143,8 @@ def read_heaptrack(path: Path) -> HeaptrackData:
         raise ProfileError(f"{path}: the profile is empty")
     if not looks_like_heaptrack(head):
         raise ProfileError(f"{path}: {_NOT_HEAPTRACK}")
-    with open_lines(path, head) as lines:
-        return _Reader(path).read(lines)
+    with open_stream(path, head) as stream:
+        return _Reader(path).read(stream)
 
 
 # --- parsing ------------------------------------------------------------------------
@@ -144,14 +183,15 @@ class _Reader:
     def bad_record(self, line: bytes) -> ProfileError:
         return self.fail(f"malformed record {_quote(line)}")
 
-    def read(self, lines: Iterator[bytes]) -> HeaptrackData:
-        lines = iter(lines)
-        first = next(lines, b"")
+    def read(self, stream: IO[bytes]) -> HeaptrackData:
+        blocks = line_blocks(stream)
+        first_block = next(blocks, [b""])
+        first = first_block[0]
         self.lineno = 1
         if not first.strip():
             raise ProfileError(f"{self.path}: the trace is empty")
         self.read_version(first)
-        self.read_records(lines)
+        self.read_records(itertools.chain([first_block[1:]], blocks))
         return self.result()
 
     def read_version(self, line: bytes) -> None:
@@ -174,9 +214,11 @@ class _Reader:
                 f" to {_SUPPORTED_FILE_VERSIONS.stop - 1})"
             )
 
-    def read_records(self, lines: Iterator[bytes]) -> None:
+    def read_records(self, blocks: Iterator[list[bytes]]) -> None:
         # The event loop is the hot path (millions of lines): everything it
-        # touches is a local, and per-kind counters are plain lists.
+        # touches is a local, per-kind counters are plain lists, and each
+        # distinct event line is parsed once: `code` maps it to its kind
+        # (an allocation) or to ~kind (a free).
         kind_size = self.kind_size
         calls: list[int] = []
         live: list[int] = []
@@ -185,6 +227,8 @@ class _Reader:
         # value is saved just before its first change after that maximum.
         at_peak: list[int] = []
         saved_for: list[int] = []
+        code: dict[bytes, int] = {}
+        known = code.get
         peak_generation = 0
         heap = 0
         peak = 0
@@ -192,45 +236,45 @@ class _Reader:
         # after every free, so a free of kind 0 right after another free also
         # counts as temporary. Kept so that the totals match heaptrack_print.
         last = 0
-        lineno = self.lineno
-        try:
-            for line in lines:
-                lineno += 1
-                tag = line[0]
-                if tag == _PLUS:
-                    try:
-                        kind = int(line[2:], 16)
-                        size = kind_size[kind]
-                    except (ValueError, IndexError):
-                        self.lineno = lineno
-                        raise self.bad_event(line) from None
-                    if kind < 0:
-                        self.lineno = lineno
-                        raise self.bad_event(line)
+        lineno = self.lineno  # lines before the current block
+        for lines in blocks:
+            remaining = iter(lines)
+            for line in remaining:
+                kind = known(line)
+                if kind is None:
+                    # The line number of `line`, from how many are left.
+                    self.lineno = lineno + len(lines) - length_hint(remaining)
+                    tag = line[:1]
+                    if tag == b"+" or tag == b"-":
+                        kind = code[line] = self.event_kind(line, tag == b"+")
+                    elif tag == b"a":
+                        self.read_kind(line)
+                        calls.append(0)
+                        live.append(0)
+                        temporary.append(0)
+                        at_peak.append(0)
+                        saved_for.append(0)
+                        continue
+                    else:
+                        self.read_other(line)
+                        continue
+                if kind >= 0:
                     if saved_for[kind] != peak_generation:
                         at_peak[kind] = live[kind]
                         saved_for[kind] = peak_generation
                     live[kind] += 1
                     calls[kind] += 1
-                    heap += size
+                    heap += kind_size[kind]
                     if heap > peak:
                         peak = heap
                         peak_generation += 1
                     last = kind
-                elif tag == _MINUS:
-                    try:
-                        kind = int(line[2:], 16)
-                        count = live[kind]
-                    except (ValueError, IndexError):
-                        self.lineno = lineno
-                        raise self.bad_event(line) from None
-                    if kind < 0 or count <= 0:
-                        self.lineno = lineno
-                        raise (
-                            self.bad_event(line)
-                            if kind < 0
-                            else self.fail(f"free of allocation kind {kind:#x} with none live")
-                        )
+                else:
+                    kind = ~kind
+                    count = live[kind]
+                    if count <= 0:
+                        self.lineno = lineno + len(lines) - length_hint(remaining)
+                        raise self.fail(f"free of allocation kind {kind:#x} with none live")
                     if saved_for[kind] != peak_generation:
                         at_peak[kind] = count
                         saved_for[kind] = peak_generation
@@ -239,19 +283,8 @@ class _Reader:
                     if kind == last:
                         temporary[kind] += 1
                     last = 0
-                else:
-                    self.lineno = lineno
-                    if tag == ord("a"):
-                        self.read_kind(line)
-                        calls.append(0)
-                        live.append(0)
-                        temporary.append(0)
-                        at_peak.append(0)
-                        saved_for.append(0)
-                    else:
-                        self.read_other(line)
-        finally:
-            self.lineno = lineno
+            lineno += len(lines)
+        self.lineno = lineno
         for kind, generation in enumerate(saved_for):
             if generation != peak_generation:
                 at_peak[kind] = live[kind]
@@ -259,6 +292,16 @@ class _Reader:
         self.live = live
         self.temporary = temporary
         self.at_peak = at_peak
+
+    def event_kind(self, line: bytes, allocation: bool) -> int:
+        """The kind an event line refers to, checked: itself for an allocation, ~kind for a free."""
+        try:
+            kind = int(line[2:], 16)
+        except ValueError:
+            raise self.bad_event(line) from None
+        if not 0 <= kind < len(self.kind_size):
+            raise self.bad_event(line)
+        return kind if allocation else ~kind
 
     def bad_event(self, line: bytes) -> ProfileError:
         text = line[2:].strip()
@@ -300,7 +343,7 @@ class _Reader:
             if self.command is not None:
                 raise self.fail("a second debuggee command line ('X' record)")
             self.command = line[2:].rstrip(b"\r\n").decode("utf-8", "replace")
-        elif tag in (b"#", b"\n", b"\r"):
+        elif tag in (b"#", b"", b"\r"):
             self.check_trailer(line)
         elif tag in (b"A", b"S"):
             # "attached to a running process" and embedded leak suppressions:
@@ -439,14 +482,24 @@ class _Reader:
             ip_frames[ip] = cached = tuple(indices)
             return cached
 
-        def stack_of(trace: int) -> tuple[int, ...]:
-            stack: list[int] = []
-            while trace:
-                ip, trace = self.traces[trace - 1]
-                if not ip:
-                    break
-                stack.extend(frames_of(ip))
-            return tuple(stack)
+        # Node t is trace t; a trace without an instruction pointer ends the
+        # stack. Frames are numbered in the order the sites' stacks meet them,
+        # innermost first; a walk stops at a node seen before, whose callers
+        # were all seen with it, so each node is visited once.
+        traces = self.traces
+        node_frames: list[tuple[int, ...]] = [()] * (len(traces) + 1)
+        parents = [0] * (len(traces) + 1)
+        seen = [False] * (len(traces) + 1)
+        seen[0] = True
+        for trace in self.site_trace:
+            while not seen[trace]:
+                seen[trace] = True
+                ip, parent = traces[trace - 1]
+                if ip:
+                    node_frames[trace] = frames_of(ip)
+                    parents[trace] = parent
+                trace = parent if ip else 0
+        tree = TraceTree(tuple(node_frames), tuple(parents))
 
         sites = len(self.site_trace)
         total_bytes = [0] * sites
@@ -462,7 +515,8 @@ class _Reader:
             end_bytes[site] += self.live[kind] * size
         points = tuple(
             HeaptrackPoint(
-                stack=stack_of(trace),
+                tree=tree,
+                node=trace,
                 total_bytes=total_bytes[site],
                 total_blocks=total_blocks[site],
                 temporary_blocks=temporary_blocks[site],
@@ -476,6 +530,7 @@ class _Reader:
             path=self.path,
             command=self.command or "",
             frames=tuple(frames),
+            tree=tree,
             points=points,
             peak_rss_bytes=rss or None,
         )

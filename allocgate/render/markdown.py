@@ -19,6 +19,7 @@ from allocgate.compare import GONE, IMPROVED, NEW, REGRESSED
 from allocgate.github.limits import MAX_COMMENT_CHARS
 from allocgate.metrics import METRICS, format_value
 from allocgate.profile import Profile
+from allocgate.render.baseline_section import markdown_section
 from allocgate.render.cells import site_cells
 from allocgate.render.chart import mermaid_chart
 from allocgate.render.escape import code_span, escape_html, escape_md
@@ -117,6 +118,9 @@ def report_markdown(report: Report, ctx: MarkdownContext | None = None) -> str:
             sections=sections(report.results),
             ctx=ctx,
             marker=Markup(comment_marker(ctx.comment_id)),
+            baseline_section=Markup(
+                markdown_section(report.baseline_changes, report.require_reason)
+            ),
             limit_rows=limit_rows,
             show_stacks=stacks,
             regressed_count=sum(r.verdict == "regressed" for r in report.results),

@@ -10,6 +10,7 @@ from allocgate.callsites import Callsite
 from allocgate.compare import Comparison
 from allocgate.metrics import METRICS, format_delta, format_value
 from allocgate.profile import Profile
+from allocgate.render.baseline_section import text_section
 from allocgate.render.cells import site_cells
 from allocgate.report import Report, WorkloadResult
 
@@ -149,7 +150,7 @@ def report_text(report: Report) -> str:
             blocks.append(comparison_text(section.results[0]))
         else:
             blocks.append(tests_text(section))
-    return "\n".join(blocks)
+    return text_section(report.baseline_changes, report.require_reason) + "\n".join(blocks)
 
 
 def tests_text(section: Section) -> str:
