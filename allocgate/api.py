@@ -27,6 +27,7 @@ from allocgate.test_workloads import GONE, NEW, expand, plan
 if TYPE_CHECKING:
     from allocgate.bless_record import BlessRecord
     from allocgate.github.bless_flow import CommentBlessResult
+    from allocgate.scaffold import Scaffold
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,24 @@ def load(settings: Settings) -> Config:
 def selected(config: Config, settings: Settings, measure: Runner) -> list[WorkloadConfig]:
     """The named workloads, a ``tests:`` one as one workload per test (which builds
     its test binaries), then this shard of them."""
-    workloads = expand(config.select(settings.workloads), measure.tests)
+    workloads = expand(configured(config, settings), measure.tests)
     if settings.shard is not None:
         workloads = shard(workloads, *settings.shard)
+    return workloads
+
+
+def configured(config: Config, settings: Settings) -> list[WorkloadConfig]:
+    """The named workloads (all when none are named) as configured and overridden."""
+    workloads = config.select(settings.workloads)
+    if settings.tolerances:
+        # --threshold (or the pytest ini) wins over the config, metric by metric.
+        workloads = [
+            replace(
+                w,
+                gate=replace(w.gate, tolerances={**w.gate.tolerances, **settings.tolerances}),
+            )
+            for w in workloads
+        ]
     return workloads
 
 
@@ -87,11 +103,14 @@ def markdown_context(settings: Settings, config: Config | None = None) -> Markdo
     baseline = DEFAULT_BASELINE
     if config is not None:
         baseline = os.path.relpath(config.baseline, config.path.parent)
+    from allocgate.annotations import ActionsContext
+
     return MarkdownContext(
         comment_id=settings.comment.id,
         run_url=run_url_from_env(settings.environ),
-        bless_command="allocgate bless",
+        bless_command=settings.bless_base,
         baseline_file=baseline,
+        links=ActionsContext.from_env(settings.environ, settings.start),
     )
 
 
@@ -117,6 +136,9 @@ def judge(
         seconds["analyse"] = seconds.get("analyse", 0.0) + time.monotonic() - started
     except AllocgateError as exc:
         return WorkloadResult(w.name, error=str(exc), profiles=measurement.kept, group=group)
+    from allocgate.provenance import Provenance, drift
+
+    recorded = Provenance.from_mapping(entry.provenance)
     return WorkloadResult(
         name=w.name,
         comparison=comparison,
@@ -127,6 +149,7 @@ def judge(
         seconds=seconds,
         group=group,
         harness=measurement.harness,
+        warnings=tuple(drift(w.name, w.profiler, recorded, measurement.provenance)),
     )
 
 
@@ -163,19 +186,100 @@ def check_workload(
     return judge(w, measurement, baseline, strict)
 
 
+def bless_command(settings: Settings, names: Sequence[str]) -> str:
+    """The exact command that blesses ``names`` from the shell these settings came from."""
+    return bless_hint_for(settings.bless_base, names)
+
+
+def preflight(workloads: Sequence[WorkloadConfig], baseline: Baseline, bless_hint: str) -> None:
+    """Before any build: the baseline has an entry for each workload, made with the
+    same profiler. Stops at once, naming the command that fixes it."""
+    problems = []
+    known = ", ".join(sorted(baseline.workloads)) or "none"
+    for w in workloads:
+        entry = baseline.workloads.get(w.name)
+        if entry is None:
+            problems.append(f"no baseline for workload {w.name!r} (has: {known})")
+        elif entry.profiler != w.profiler:
+            problems.append(
+                f"{w.name!r} was blessed under {entry.profiler} but is configured for {w.profiler}"
+            )
+    if problems:
+        where = baseline.path if baseline.path.exists() else f"{baseline.path} (no such file)"
+        raise BaselineError(f"{where}: {'; '.join(problems)}; run `{bless_hint}`")
+
+
+def init(settings: Settings) -> Scaffold:
+    """Writes allocgate.yml for the crate or workspace in ``settings.start``."""
+    from allocgate.scaffold import CONFIG_NAME, exists_error, scaffold, write_new
+
+    path = settings.config or (settings.start / CONFIG_NAME)
+    if path.exists() and not settings.force:
+        # Checked first, so nothing runs (not even cargo metadata) for nothing.
+        raise exists_error(path)
+    result = scaffold(settings.start, path, examples=settings.examples)
+    write_new(path, result.text, force=settings.force)
+    return result
+
+
+def missing_packages(settings: Settings) -> list[str]:
+    """The Debian packages of the profilers the selected workloads use and PATH lacks."""
+    import shutil
+
+    from allocgate import profilers
+
+    config = load(settings)
+    needed = {profilers.get(w.profiler).tool for w in configured(config, settings)}
+    return sorted(tool for tool in needed if tool is not None and shutil.which(tool) is None)
+
+
 def check(settings: Settings, run_with: Runner | None = None) -> Outcome:
     """Builds, runs and compares each selected workload with the baseline; a
     ``tests:`` workload is one workload per test, its vanished tests reported as gone."""
     config = load(settings)
     baseline = read_baseline(config.baseline)
     measure = run_with or runner(settings)
-    todo = plan(config.select(settings.workloads), measure.tests, baseline.workloads)
+    todo = plan(configured(config, settings), measure.tests, baseline.workloads)
     if settings.shard is not None:
         todo = todo.shard(*settings.shard)
+    # Before building: each plain workload has its entry. (A test's entry is its own,
+    # and a test not blessed yet is new, not an error.)
+    plain = [w for w in todo.workloads if w.test is None]
+    problems = [w.name for w in plain if _mismatch(w, baseline)]
+    if problems:
+        preflight(plain, baseline, bless_command(settings, problems))
     results = [check_workload(w, measure, baseline, settings.strict) for w in todo.workloads]
     results += [WorkloadResult(name, error=error) for name, error in todo.failed.items()]
     results += [WorkloadResult(name, group=group, status=GONE) for name, group in todo.gone.items()]
     return _outcome(tuple(sorted(results, key=lambda r: r.name)), settings, config, baseline)
+
+
+def _mismatch(w: WorkloadConfig, baseline: Baseline) -> bool:
+    entry = baseline.workloads.get(w.name)
+    return entry is None or entry.profiler != w.profiler
+
+
+def workflow_commands(outcome: Outcome) -> list[str]:
+    """``::error``/``::notice`` lines putting each changed callsite on its line of the
+    pull request; none outside GitHub Actions."""
+    from allocgate.annotations import comparison_annotations
+    from allocgate.annotations import workflow_commands as commands
+
+    links = outcome.context.links
+    if links is None or not links.in_actions:
+        return []
+    found = []
+    for result in outcome.report.results:
+        if result.comparison is not None:
+            hint = bless_hint_for(outcome.context.bless_command, [result.name])
+            found += comparison_annotations(result.comparison, links, bless=hint)
+    return commands(links, found)
+
+
+def bless_hint_for(command: str, names: Sequence[str]) -> str:
+    from allocgate.render.text import bless_hint
+
+    return bless_hint(command, names)
 
 
 def outcome_of(results: Sequence[WorkloadResult], settings: Settings, config: Config) -> Outcome:
@@ -201,7 +305,12 @@ def _outcome(
 
 
 def baseline_entry(w: WorkloadConfig, measurement: Measurement) -> WorkloadBaseline:
-    return WorkloadBaseline.from_profile(w.name, measurement.profile, recorded_count(w.gate.top))
+    return WorkloadBaseline.from_profile(
+        w.name,
+        measurement.profile,
+        recorded_count(w.gate.top),
+        provenance=measurement.provenance.to_dict(),
+    )
 
 
 def record(
@@ -237,9 +346,16 @@ def bless(settings: Settings, run_with: Runner | None = None) -> BlessOutcome:
         raise ConfigError("--workload and --baseline go with --profile; name workloads instead")
     config = load(settings)
     blessing = _cli_blessing(settings, config)
-    return bless_workloads(
-        config, config.select(settings.workloads), run_with or runner(settings), blessing
+    outcome = bless_workloads(
+        config, configured(config, settings), run_with or runner(settings), blessing
     )
+    outputs = settings.environ.get("GITHUB_OUTPUT")
+    if outputs:
+        from allocgate.github.summary import write_outputs
+
+        # The action uploads the file as an artifact from this path.
+        write_outputs(Path(outputs), {"baseline": str(outcome.path.resolve())})
+    return outcome
 
 
 def bless_workloads(

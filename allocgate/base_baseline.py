@@ -103,13 +103,19 @@ def changes_for(
     rev = settings.base or (event[0] if event else None)
     if rev is None:
         return (), ()
+    strict = settings.require_reason or config.require_reason
+    cwd = config.path.parent
+    if settings.base is None and not strict and git.git(cwd, "rev-parse", "--git-dir") is None:
+        # A project outside any git checkout (a test's scratch copy under a PR's
+        # workflow) has no base to compare with; saying so on every run is noise.
+        return (), ()
     fetch = None
     if event is not None and settings.base is None:
         fetch = _api_fetch(settings.environ, settings.comment.token_env, event[1])
     try:
-        base = read_base_baseline(config.path.parent, config.baseline, rev, fetch)
+        base = read_base_baseline(cwd, config.baseline, rev, fetch)
     except AllocgateError as exc:
-        if settings.require_reason or config.require_reason:
+        if strict:
             raise
         return (), (f"cannot tell how the baseline changed since {rev[:12]}: {exc}",)
     gated = {name: w.gate.metrics for name, w in config.workloads.items()}

@@ -6,6 +6,7 @@ through that module.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,13 @@ class WorkloadBaseline:
     (`allocgate.bless_record`). One flat mapping of strings, written sorted."""
 
     @classmethod
-    def from_profile(cls, name: str, profile: Profile, keep: int) -> WorkloadBaseline:
+    def from_profile(
+        cls,
+        name: str,
+        profile: Profile,
+        keep: int,
+        provenance: Mapping[str, str] | None = None,
+    ) -> WorkloadBaseline:
         return cls(
             name=name,
             profiler=profile.profiler,
@@ -42,6 +49,7 @@ class WorkloadBaseline:
             depth=profile.depth,
             mode=profile.mode,
             units=dict(profile.units) if profile.mode != "heap" else {},
+            provenance=dict(provenance or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:

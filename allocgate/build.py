@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from allocgate import cargo_profiles
 from allocgate.errors import WorkloadError
 from allocgate.process import Progress, require_tool, run_process, tail
 
@@ -31,6 +32,7 @@ class Builder:
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self._built: dict[tuple[BuildKey, str | None, str | None], Path] = {}
+        self._said: set[str] = set()
         self._dir = tempfile.TemporaryDirectory(prefix="allocgate-bin-")
 
     def executable(self, w: WorkloadConfig, features: tuple[str, ...]) -> Path:
@@ -50,6 +52,13 @@ class Builder:
             w.cargo_profile,
             "--message-format=json-render-diagnostics",
         ]
+        plan = cargo_profiles.plan(w.manifest, w.cargo_profile)
+        argv += plan.args
+        for message in (plan.note, plan.warning and f"warning: {plan.warning}"):
+            # Once per invocation, before the build and the run it concerns.
+            if message and message not in self._said:
+                self._said.add(message)
+                self.progress.stream.write(f"allocgate: {message}\n")
         if features:
             argv += ["--features", ",".join(features)]
         if w.bin:

@@ -42,6 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
+    init = sub.add_parser(
+        "init", help="write allocgate.yml for the crate or workspace in this directory"
+    )
+    add_options(init.add_argument, "config", "examples", "force")
+
+    tools = sub.add_parser(
+        "tools",
+        help="print the apt packages of the profilers the config needs and PATH lacks",
+    )
+    tools.add_argument("workloads", **_WORKLOADS)
+    add_options(tools.add_argument, "config")
+
     show = sub.add_parser("show", help="the top callsites of one profile")
     show.add_argument("profile", type=Path, metavar="PROFILE")
     add_options(show.add_argument, "top", "metric", "depth", "skip", "format")
@@ -70,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="build, run and compare workloads with the baseline")
     check.add_argument("workloads", **_WORKLOADS)
     add_options(check.add_argument, "config", "report-json", "report-md", "keep-profiles")
+    add_options(check.add_argument, "threshold")
     add_options(check.add_argument, "shard", "format", "quiet", "strict", "comment", *_COMMENT)
     add_options(check.add_argument, "require-reason", "base")
 
@@ -93,6 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
     comment.add_argument("--report", type=Path, required=True, help="the JSON report")
     add_options(comment.add_argument, *_COMMENT)
     return parser
+
+
+def cmd_init(settings: Settings) -> int:
+    from allocgate import api
+
+    sys.stdout.write(api.init(settings).next_steps())
+    return 0
+
+
+def cmd_tools(settings: Settings) -> int:
+    from allocgate import api
+
+    for package in api.missing_packages(settings):
+        print(package)
+    return 0
 
 
 def cmd_show(settings: Settings) -> int:
@@ -163,7 +191,15 @@ def cmd_bless(settings: Settings) -> int:
 def cmd_check(settings: Settings) -> int:
     from allocgate import api
 
-    return _finish(api.check(settings), settings)
+    outcome = api.check(settings)
+    code = _finish(outcome, settings)
+    # After the report: GitHub reads these from the log and puts them on the diff.
+    for line in api.workflow_commands(outcome):
+        print(line)
+    if outcome.report.regressed and settings.format == "text":
+        names = [r.name for r in outcome.report.results if r.verdict == "regressed"]
+        print(f"If the growth is intended: {api.bless_command(settings, names)}")
+    return code
 
 
 def cmd_merge(settings: Settings) -> int:
@@ -224,6 +260,8 @@ def cmd_comment(settings: Settings) -> int:
 
 
 COMMANDS: dict[str, Callable[[Settings], int]] = {
+    "init": cmd_init,
+    "tools": cmd_tools,
     "show": cmd_show,
     "diff": cmd_diff,
     "bless": cmd_bless,

@@ -15,7 +15,7 @@ from allocgate.callsites import FoldOptions
 from allocgate.compare import GateSettings
 from allocgate.errors import ConfigError
 from allocgate.metrics import METRIC_NAMES, METRICS
-from allocgate.quantities import Tolerance, parse_duration, parse_tolerance
+from allocgate.quantities import Tolerance, parse_duration, parse_threshold_value
 from allocgate.settings import DEFAULT_BASELINE
 from allocgate.yaml_doc import parse_yaml
 
@@ -383,7 +383,7 @@ def _gate(where: _Where, setting: _Settings) -> GateSettings:
         if m not in METRICS:
             raise where.error(key, f"unknown metric {m!r} (expected: {', '.join(METRIC_NAMES)})")
     key, threshold = setting("threshold", {})
-    tolerances = _thresholds(where, key, threshold, metric_names)
+    tolerances = _thresholds(where, key, threshold)
     return GateSettings(metrics=metric_names, top=top, tolerances=tolerances)
 
 
@@ -414,39 +414,5 @@ def _positive(where: _Where, key: str, value: Any) -> int:
     return value
 
 
-def _tolerance(where: _Where, key: str, metric: str, spec: Any) -> Tolerance:
-    if not isinstance(spec, Mapping):
-        raise where.error(key, "expected {relative: 5%, absolute: 1 KiB}")
-    for k in spec:
-        if k not in ("relative", "absolute"):
-            raise where.error(f"{key}.{k}", "unknown key (expected 'relative' and/or 'absolute')")
-    try:
-        return parse_tolerance(
-            metric,
-            spec.get("relative"),
-            spec.get("absolute"),
-            relative_what=f"{key}.relative",
-            absolute_what=f"{key}.absolute",
-        )
-    except ConfigError as exc:
-        raise ConfigError(f"{where.path}: {exc}") from None
-
-
-def _thresholds(
-    where: _Where, key: str, value: Any, metrics: tuple[str, ...]
-) -> dict[str, Tolerance]:
-    if not isinstance(value, Mapping):
-        raise where.error(key, "expected a mapping")
-    if not value:
-        return {}
-    if set(value) <= {"relative", "absolute"}:
-        # The shorthand applies to the byte metrics; counts keep their defaults.
-        return {m: _tolerance(where, key, m, value) for m in METRIC_NAMES if METRICS[m].is_bytes}
-    result = {}
-    for metric, spec in value.items():
-        if metric not in METRICS:
-            raise where.error(
-                f"{key}.{metric}", f"unknown metric (expected: {', '.join(METRIC_NAMES)})"
-            )
-        result[metric] = _tolerance(where, f"{key}.{metric}", metric, spec)
-    return result
+def _thresholds(where: _Where, key: str, value: Any) -> dict[str, Tolerance]:
+    return parse_threshold_value(value, what=f"{where.path}: {key}")

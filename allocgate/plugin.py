@@ -42,6 +42,8 @@ class AllocgateSession:
         self.results: dict[str, WorkloadResult] = {}
         self.blessed: dict[str, dict[str, Any]] = {}
         self.bless_notes: list[str] = []
+        self.unexplained: tuple[str, ...] = ()
+        """Workloads re-baselined in this PR without a reason, when reasons are required."""
         self._config: Config | None = None
         self._runner: Runner | None = None
 
@@ -98,7 +100,15 @@ class AllocgateSession:
             ]
         # A blessed workload was measured, not judged: it has no verdict to report.
         judged = [r for n, r in self.results.items() if n not in self.blessed]
-        api.write_reports(api.outcome_of(judged, self.settings, config), self.settings)
+        outcome = api.outcome_of(judged, self.settings, config)
+        api.write_reports(outcome, self.settings)
+        self.bless_notes += [f"warning: {note}" for note in outcome.notes]
+        self.unexplained = outcome.report.unexplained
+        if self.unexplained:
+            self.bless_notes.append(
+                "require_reason: the baseline changed in this pull request without a reason "
+                f"for {', '.join(self.unexplained)}"
+            )
 
     # ---- hooks (this object is registered as a plugin)
 
@@ -114,6 +124,9 @@ class AllocgateSession:
         except AllocgateError as exc:
             self.bless_notes.append(f"error: {exc}")
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+            return
+        if self.unexplained and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or not self.results:
@@ -150,8 +163,17 @@ _SESSION = pytest.StashKey[AllocgateSession]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("allocgate", default=False):
-        state = AllocgateSession(config)
+    # --allocgate-bless alone means: run the workloads to bless them.
+    if config.getoption("allocgate", default=False) or config.getoption(
+        "allocgate_bless", default=False
+    ):
+        from allocgate.errors import AllocgateError
+
+        try:
+            state = AllocgateSession(config)
+        except AllocgateError as exc:
+            # A bad option or ini value: one line, like pytest's own usage errors.
+            raise pytest.UsageError(f"allocgate: {exc}") from None
         config.stash[_SESSION] = state
         # Registered as a plugin: its hook methods see every report, including
         # the ones xdist workers send to the controller.
@@ -166,8 +188,9 @@ class WorkloadFile(pytest.File):
 
         state = self.config.stash[_SESSION]
         try:
-            config = state.load()
-            workloads = config.select(state.settings.workloads)
+            from allocgate import api
+
+            workloads = api.configured(state.load(), state.settings)
         except AllocgateError as exc:
             raise self.CollectError(f"allocgate: {exc}") from None
         from allocgate.test_workloads import expand
@@ -215,6 +238,12 @@ class WorkloadItem(pytest.Item):
             self._keep_error(self.error)
             pytest.fail(f"allocgate: {self.error}", pytrace=False)
         try:
+            if not state.bless:
+                # Before the build: a missing or mismatched baseline entry stops here.
+                from allocgate.api import bless_command, preflight
+
+                baseline = read_baseline(state.load().baseline)
+                preflight([w], baseline, bless_command(state.settings, [w.name]))
             measurement: Measurement = state.runner.measure(w)
         except AllocgateError as exc:
             self._keep_error(str(exc))
@@ -225,11 +254,6 @@ class WorkloadItem(pytest.Item):
             self.blessed = baseline_entry(w, measurement)
             self.result = WorkloadResult(w.name, error=None, profiles=measurement.kept)
             return
-        try:
-            baseline = read_baseline(state.load().baseline)
-        except AllocgateError as exc:
-            self._keep_error(str(exc))
-            pytest.fail(f"allocgate: {exc}", pytrace=False)
         self.result = judge(w, measurement, baseline, state.settings.strict)
         if self.result.error is not None:
             pytest.fail(f"allocgate: {self.result.error}", pytrace=False)
@@ -243,9 +267,14 @@ class WorkloadItem(pytest.Item):
 
     def runtest(self) -> None:
         if self.result is not None and self.result.verdict == "regressed":
+            from allocgate.api import bless_command
             from allocgate.render.text import comparison_text
 
-            raise RegressionFound(comparison_text(self.result))
+            state = self.config.stash[_SESSION]
+            hint = bless_command(state.settings, [self.workload.name])
+            raise RegressionFound(
+                comparison_text(self.result) + f"If the growth is intended: {hint}\n"
+            )
 
     def repr_failure(
         self,

@@ -128,6 +128,18 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def command_output(argv: Sequence[str], cwd: Path | None = None, timeout: float = 60) -> str | None:
+    """The stdout of a quick query (``rustc -vV``, ``git rev-parse``), or None when it
+    cannot run or fails: such facts are optional, never a reason to stop."""
+    try:
+        done = subprocess.run(
+            list(argv), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
 def tail(text: str, lines: int = TAIL_LINES) -> str:
     kept = [line for line in text.splitlines() if line.strip()]
     return "\n".join(kept[-lines:])

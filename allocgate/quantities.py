@@ -24,6 +24,7 @@ _SIZE_UNITS = {
 _NUMBER = r"(\d[\d_,]*(?:\.\d+)?)"
 _SIZE_RE = re.compile(rf"^{_NUMBER}\s*([a-zA-Z]*)$")
 _PERCENT_RE = re.compile(rf"^\+?{_NUMBER}\s*%$")
+_BARE_RE = re.compile(rf"^\+?{_NUMBER}$")
 _DURATION_RE = re.compile(rf"^{_NUMBER}\s*(ms|s|m|min|h)?$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
@@ -64,17 +65,32 @@ def parse_count(value: object, *, what: str = "count") -> int:
     raise ConfigError(f"{what}: expected a non-negative count like 100, got {value!r}")
 
 
+def did_you_mean(value: float) -> str:
+    """``0.05`` → ``5%``; ``5`` → ``5%``: numbers below 1 read as fractions."""
+    percent = value * 100 if 0 < value < 1 else value
+    return f"{percent:g}%"
+
+
 def parse_percent(value: object, *, what: str = "relative tolerance") -> float:
-    """``5%`` → 0.05. A bare number is read as a percentage too (``5`` → 0.05)."""
+    """``5%`` → 0.05. A bare number is refused: ``0.05`` reads as a fraction and ``5`` as
+    a percentage, so either guess would be wrong for someone."""
     if isinstance(value, bool):
-        raise ConfigError(f"{what}: expected a percentage like '5%', got {value!r}")
-    if isinstance(value, (int, float)) and value >= 0 and math.isfinite(value):
-        return float(value) / 100.0
-    if isinstance(value, str):
-        m = _PERCENT_RE.match(value.strip())
+        raise _threshold_error(what, f"expected a percentage like 5%, got {value!r}")
+    number: float | None = None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        m = _PERCENT_RE.match(text)
         if m:
             return _number(m.group(1)) / 100.0
-    raise ConfigError(f"{what}: expected a percentage like '5%', got {value!r}")
+        if _BARE_RE.match(text):
+            number = _number(text)
+    if number is not None and math.isfinite(number) and number >= 0:
+        raise _threshold_error(
+            what, f"{value!r} is a bare number; did you mean {did_you_mean(number)}?"
+        )
+    raise _threshold_error(what, f"expected a percentage like 5%, got {value!r}")
 
 
 def parse_duration(value: object, *, what: str = "timeout") -> float:
@@ -142,47 +158,69 @@ def format_seconds(seconds: float) -> str:
     return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
 
 
-def parse_threshold(spec: str, metrics: tuple[str, ...]) -> dict[str, Tolerance]:
-    """``5%``, ``1KiB``, ``5%:1KiB``, ``total_blocks:10%:100`` → tolerances per metric.
+THRESHOLD_EXAMPLE = "e.g. threshold: 5% or 1 KiB"
+_SEPARATOR_RE = re.compile(r"\s+or\s+|\s*:\s*", re.IGNORECASE)
+_UNIT_RE = re.compile(r"[A-Za-z]\s*$")
 
-    Without a metric name the spec applies to every gated metric it fits (sizes
-    to byte metrics, plain counts to every metric); a part left out keeps the
-    metric's default.
-    """
+
+def _threshold_error(what: str, message: str) -> ConfigError:
+    return ConfigError(f"{what}: {message} ({THRESHOLD_EXAMPLE})")
+
+
+# The one tolerance grammar, for allocgate.yml, --threshold and the pytest ini:
+#
+#     SPEC     := [METRIC ":"] PART [("or" | ":") PART]
+#     PART     := RELATIVE ("5%") | ABSOLUTE (a size for byte metrics, a count for blocks)
+#
+# A SPEC that names no metric applies to every metric; an absolute part with a
+# size unit only to the byte metrics (block metrics keep their default).
+
+
+def parse_threshold(
+    spec: str, metrics: tuple[str, ...] | None = None, *, what: str = "threshold"
+) -> dict[str, Tolerance]:
+    """``5%``, ``5% or 1 KiB``, ``5%:1KiB``, ``total_blocks: 10% or 100`` → tolerances."""
     from allocgate.metrics import METRIC_NAMES, METRICS
 
-    parts = [p.strip() for p in spec.split(":") if p.strip()]
-    targets = metrics
+    parts = [p for p in _SEPARATOR_RE.split(spec.strip()) if p]
+    targets = metrics or METRIC_NAMES
     if parts and parts[0] in METRICS:
         targets = (parts.pop(0),)
-    elif parts and parts[0].replace("_", "").isalpha():
-        raise ConfigError(
-            f"threshold {spec!r}: unknown metric {parts[0]!r} (expected one of: "
-            f"{', '.join(METRIC_NAMES)})"
+    elif parts and re.fullmatch(r"[A-Za-z_]+", parts[0]):
+        raise _threshold_error(
+            what, f"unknown metric {parts[0]!r} (expected one of: {', '.join(METRIC_NAMES)})"
         )
     if not parts or len(parts) > 2:
-        raise ConfigError(
-            f"threshold {spec!r}: expected [METRIC:]RELATIVE%[:ABSOLUTE], e.g. 'total_bytes:5%:1KiB'"
-        )
-    relative = next((p for p in reversed(parts) if p.endswith("%")), None)
-    absolute = next((p for p in reversed(parts) if not p.endswith("%")), None)
-    return {
-        metric: parse_tolerance(
+        raise _threshold_error(what, f"expected [METRIC:]RELATIVE% [or ABSOLUTE], got {spec!r}")
+    relative = [p for p in parts if p.endswith("%")]
+    absolute = [p for p in parts if not p.endswith("%")]
+    if len(relative) > 1 or len(absolute) > 1:
+        raise _threshold_error(what, f"expected one relative and one absolute part, got {spec!r}")
+    if not relative and _BARE_RE.match(absolute[0]):
+        parse_percent(absolute[0], what=what)  # `threshold: 5` alone: nobody means 5 bytes
+    result = {}
+    for metric in targets:
+        sized = bool(absolute) and bool(_UNIT_RE.search(absolute[0]))
+        # A size says nothing about block counts: they keep their default.
+        keep_default = sized and not METRICS[metric].is_bytes and len(targets) > 1
+        result[metric] = parse_tolerance(
             metric,
-            relative,
-            absolute,
-            relative_what=f"threshold {spec!r}",
-            absolute_what=f"threshold {spec!r}"
-            + ("" if METRICS[metric].is_bytes else f" ({metric})"),
+            relative[0] if relative else DEFAULT,
+            absolute[0] if absolute and not keep_default else DEFAULT,
+            relative_what=what,
+            absolute_what=what,
         )
-        for metric in targets
-    }
+    return result
+
+
+#: A part of a tolerance that was not given (None is a value someone typed, and wrong).
+DEFAULT = object()
 
 
 def parse_tolerance(
     metric: str,
-    relative: object | None,
-    absolute: object | None,
+    relative: object,
+    absolute: object,
     *,
     relative_what: str,
     absolute_what: str,
@@ -192,13 +230,63 @@ def parse_tolerance(
     from allocgate.metrics import METRICS
 
     info = METRICS[metric]
-    return Tolerance(
-        info.default_tolerance.relative
-        if relative is None
-        else parse_percent(relative, what=relative_what),
-        info.default_tolerance.absolute
-        if absolute is None
-        else parse_size(absolute, what=absolute_what)
-        if info.is_bytes
-        else parse_count(absolute, what=absolute_what),
+    rel = info.default_tolerance.relative
+    if relative is not DEFAULT:
+        rel = parse_percent(relative, what=relative_what)
+    if absolute is DEFAULT:
+        return Tolerance(rel, info.default_tolerance.absolute)
+    try:
+        if info.is_bytes:
+            return Tolerance(rel, parse_size(absolute, what=absolute_what))
+        return Tolerance(rel, parse_count(absolute, what=f"{absolute_what} ({metric})"))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} ({THRESHOLD_EXAMPLE})") from None
+
+
+def parse_threshold_value(value: object, *, what: str) -> dict[str, Tolerance]:
+    """A ``threshold`` from YAML: a SPEC string, ``{relative: 5%, absolute: 1 KiB}`` (the
+    byte metrics), or a mapping of metric names to either."""
+    from allocgate.metrics import METRIC_NAMES, METRICS
+
+    if isinstance(value, str):
+        return parse_threshold(value, what=what)
+    if not isinstance(value, dict):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            parse_percent(value, what=what)  # raises "did you mean N%?"
+        raise _threshold_error(
+            what,
+            f"expected '5%', '5% or 1 KiB' or {{relative: 5%, absolute: 1 KiB}}, got {value!r}",
+        )
+    if not value:
+        return {}
+    if set(value) & {"relative", "absolute"}:
+        return {m: _from_parts(value, m, what=what) for m in METRIC_NAMES if METRICS[m].is_bytes}
+    result = {}
+    for metric, spec in value.items():
+        if metric not in METRICS:
+            raise _threshold_error(
+                f"{what}.{metric}", f"unknown metric (expected: {', '.join(METRIC_NAMES)})"
+            )
+        at = f"{what}.{metric}"
+        if isinstance(spec, dict):
+            result[metric] = _from_parts(spec, metric, what=at)
+        elif isinstance(spec, str):
+            result[metric] = parse_threshold(spec, (metric,), what=at)[metric]
+        else:
+            parse_percent(spec, what=at)
+    return result
+
+
+def _from_parts(spec: dict[object, object], metric: str, *, what: str) -> Tolerance:
+    for key in spec:
+        if key not in ("relative", "absolute"):
+            raise _threshold_error(
+                f"{what}.{key}", "unknown key (expected 'relative' and/or 'absolute')"
+            )
+    return parse_tolerance(
+        metric,
+        spec.get("relative", DEFAULT),
+        spec.get("absolute", DEFAULT),
+        relative_what=f"{what}.relative",
+        absolute_what=f"{what}.absolute",
     )

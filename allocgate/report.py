@@ -41,6 +41,8 @@ class WorkloadResult:
     exists): reported, not gated — unless ``--strict`` made it an error."""
     harness: dict[str, int] = field(default_factory=dict)
     """A test's allocations by the test harness, per metric: in the totals, no callsite."""
+    warnings: tuple[str, ...] = ()
+    """Things that do not change the verdict but explain it (a toolchain that changed)."""
 
     @property
     def verdict(self) -> str:
@@ -64,6 +66,7 @@ class WorkloadResult:
             "group": self.group,
             "status": self.status,
             "harness": self.harness,
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -81,6 +84,7 @@ class WorkloadResult:
             group=d.get("group"),
             status=d.get("status"),
             harness={k: int(v) for k, v in (d.get("harness") or {}).items()},
+            warnings=tuple(d.get("warnings") or ()),
         )
 
 

@@ -4,6 +4,7 @@ run's profile read and folded, the runs combined."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shutil
 import tempfile
 import time
@@ -17,6 +18,8 @@ from allocgate.errors import ProfileError, WorkloadError
 from allocgate.harness import HARNESS_KEY, split_harness
 from allocgate.process import Progress, require_tool
 from allocgate.profile import Profile
+from allocgate.provenance import Provenance
+from allocgate.provenance import current as current_provenance
 from allocgate.runs import combine_runs
 from allocgate.test_workloads import TestSuites
 
@@ -37,6 +40,34 @@ class Measurement:
     harness: dict[str, int] = field(default_factory=dict)
     """A test workload's allocations by the test harness, per metric (in the totals,
     never a callsite)."""
+    provenance: Provenance = field(default_factory=Provenance)
+    """The toolchain and profiler that made it."""
+
+
+@functools.lru_cache(maxsize=32)
+def location_root(manifest: Path) -> Path:
+    """What locations are relative to: the repository's checkout, else the cargo workspace."""
+    import os
+
+    from allocgate.annotations import repository_root
+    from allocgate.cargo_profiles import workspace_manifest
+
+    return repository_root(manifest.parent, os.environ) or workspace_manifest(manifest).parent
+
+
+def relative_locations(profile: Profile, root: Path) -> Profile:
+    """Locations under ``root`` relative to it: the same on every machine and
+    checkout, and the paths links and annotations need."""
+    prefix = str(root).rstrip("/") + "/"
+    if not any(s.location and s.location.startswith(prefix) for s in profile.callsites):
+        return profile
+    sites = tuple(
+        dataclasses.replace(s, location=s.location[len(prefix) :])
+        if s.location and s.location.startswith(prefix)
+        else s
+        for s in profile.callsites
+    )
+    return dataclasses.replace(profile, callsites=sites)
 
 
 class Runner:
@@ -79,6 +110,7 @@ class Runner:
                     profile = profiler.read(raw, w.fold)
                 except ProfileError as exc:
                     raise WorkloadError(f"workload {w.name!r}: {exc}") from exc
+                profile = relative_locations(profile, location_root(w.manifest))
                 analyse_time += time.monotonic() - t0
                 missing = [m for m in w.gate.metrics if m not in profile.metrics]
                 if missing:
@@ -107,6 +139,7 @@ class Runner:
             unstable = tuple(k for k in unstable if k != HARNESS_KEY)
         return Measurement(
             harness=harness,
+            provenance=current_provenance(w.manifest, w.cargo_profile, w.profiler),
             profile=combined,
             runs=len(profiles),
             spread=spread,

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from allocgate.errors import ConfigError
+from allocgate.metrics import METRIC_NAMES, metric_info
 
 if TYPE_CHECKING:
     import pytest
@@ -42,8 +43,6 @@ def positive_int(text: str) -> int:
 
 
 def metric_name(text: str) -> str:
-    from allocgate.metrics import metric_info
-
     try:
         return metric_info(text).name
     except ConfigError as exc:
@@ -108,15 +107,16 @@ _OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "metric",
-        "gated metric, repeatable (total_bytes, total_blocks, peak_bytes, end_bytes, "
-        "temporary_blocks; default total_bytes); `show` ranks by the last one",
+        f"gated metric, repeatable ({', '.join(METRIC_NAMES)}; default total_bytes); "
+        "`show` ranks by the last one",
         {"action": "append", "type": metric_name, "metavar": "METRIC", "default": None},
         dest="metrics",
     ),
     Option(
         "threshold",
-        "tolerance: [METRIC:]RELATIVE%%[:ABSOLUTE], e.g. 5%%:1KiB or total_blocks:10%%:100 "
-        "(default 5%% and 1 KiB / 100 blocks); a site regresses only past both",
+        "tolerance: [METRIC:]RELATIVE%% [or ABSOLUTE], e.g. '5%% or 1 KiB' or "
+        "'total_blocks: 10%% or 100' (default 5%% and 1 KiB / 100 blocks; overrides the "
+        "config's); a site regresses only past both; repeatable",
         {"action": "append", "default": [], "metavar": "SPEC"},
     ),
     Option(
@@ -139,6 +139,16 @@ _OPTIONS: tuple[Option, ...] = (
     Option(
         "strict",
         "a test not yet in the baseline (of a `tests:` workload) is an error, not a note",
+        {"action": "store_true", "default": False},
+    ),
+    Option(
+        "examples",
+        "init: also one workload per example target",
+        {"action": "store_true", "default": False},
+    ),
+    Option(
+        "force",
+        "init: replace an existing config file",
         {"action": "store_true", "default": False},
     ),
     Option(
@@ -223,10 +233,17 @@ def add_pytest_options(group: Any, parser: Any) -> None:
         "keep-profiles",
         "bless",
         "strict",
+        "threshold",
         prefix=PYTEST_PREFIX,
     )
     _PYTEST_WORKLOAD.register(group.addoption, PYTEST_PREFIX)
     parser.addini("allocgate_config", "allocgate.yml to use (--allocgate-config wins)", default="")
+    parser.addini(
+        "allocgate_threshold",
+        "tolerances like '5% or 1 KiB', one per line (--allocgate-threshold wins)",
+        type="linelist",
+        default=[],
+    )
 
 
 @dataclass(frozen=True)
@@ -267,6 +284,10 @@ class Settings:
     """pytest: measure for the baseline instead of judging."""
     strict: bool = False
     """A new test (not yet blessed) is an error."""
+    examples: bool = False
+    """init: example targets become workloads too."""
+    force: bool = False
+    """init: an existing config file may be replaced."""
     profile: Path | None = None
     """bless/show: a profile file to use instead of running."""
     workload: str | None = None
@@ -277,6 +298,8 @@ class Settings:
     after: Path | None = None
     reports: tuple[Path, ...] = ()
     """merge: partial reports; comment: the one report."""
+    bless_base: str = "allocgate bless"
+    """The command that blesses, before the workload names (the CLI's or pytest's)."""
     reason: str | None = None
     """bless: why; recorded in the baseline's provenance."""
     from_comment: bool = False
@@ -327,9 +350,7 @@ class Settings:
             format=get("format", "text"),
             top=get("top"),
             metrics=metrics,
-            tolerances=MappingProxyType(
-                _tolerances(get("threshold") or (), metrics or ("total_bytes",))
-            ),
+            tolerances=MappingProxyType(_tolerances(get("threshold") or (), metrics or None)),
             depth=get("depth"),
             skip=tuple(get("skip") or ()),
             comment=CommentSettings(
@@ -339,6 +360,10 @@ class Settings:
                 pr=get("pr"),
                 token_env=get("token_env", "GITHUB_TOKEN"),
             ),
+            bless_base="allocgate bless"
+            + (f" --config {get('config')}" if get("config") is not None else ""),
+            examples=bool(get("examples", False)),
+            force=bool(get("force", False)),
             profile=get("profile"),
             workload=get("workload"),
             baseline=get("baseline"),
@@ -359,10 +384,15 @@ class Settings:
         def get(name: str) -> Any:
             return config.getoption((PYTEST_PREFIX + name).replace("-", "_"))
 
+        specs = get("threshold") or config.getini("allocgate_threshold")
+        given = get("config")
         return cls(
+            bless_base="pytest --allocgate-bless"
+            + (f" --allocgate-config {given}" if given else ""),
             config=pytest_config_path(config),
             start=config.invocation_params.dir,
             workloads=tuple(get("workload")),
+            tolerances=MappingProxyType(_tolerances(specs, None)),
             report_json=get("report-json"),
             report_md=get("report-md"),
             keep_profiles=get("keep-profiles"),
@@ -396,12 +426,12 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def _tolerances(specs: Any, metrics: tuple[str, ...]) -> dict[str, Tolerance]:
+def _tolerances(specs: Any, metrics: tuple[str, ...] | None) -> dict[str, Tolerance]:
     from allocgate.quantities import parse_threshold
 
     tolerances: dict[str, Tolerance] = {}
     for spec in specs:
-        tolerances.update(parse_threshold(spec, metrics))
+        tolerances.update(parse_threshold(spec, metrics, what=f"threshold {spec!r}"))
     return tolerances
 
 

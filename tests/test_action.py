@@ -211,6 +211,9 @@ def test_run_blocks_hold_no_expressions() -> None:
 INPUT_DEFAULTS = {
     "config": "allocgate.yml",
     "command": "check",
+    "workloads": "",
+    "shard": "",
+    "cache": "true",
     "comment": "true",
     "comment-mode": "always",
     "comment-id": "default",
@@ -307,8 +310,11 @@ class RunStep:
     def __call__(self, exit_code: int = 0, /, **overrides: str) -> subprocess.CompletedProcess[str]:
         step = action_step("Run allocgate")
         inputs = {
+            "ALLOCGATE": "",
             "INPUT_COMMAND": "check",
             "INPUT_CONFIG": "allocgate.yml",
+            "INPUT_WORKLOADS": "",
+            "INPUT_SHARD": "",
             "INPUT_COMMENT": "true",
             "INPUT_COMMENT_MODE": "on-change",
             "INPUT_COMMENT_ID": "linux",
@@ -386,6 +392,26 @@ def test_bless(run_step: RunStep) -> None:
     assert run_step.args() == ["bless", "--config", "allocgate.yml", "token=t0ken"]
 
 
+def test_workloads_and_shard_are_passed_as_separate_arguments(run_step: RunStep) -> None:
+    result = run_step(INPUT_WORKLOADS=" tokenize  parse\t$(touch pwned) ", INPUT_SHARD="2/3")
+    assert result.returncode == 0, result.stderr
+    args = run_step.args()
+    assert args is not None
+    assert args[args.index("--shard") + 1] == "2/3"
+    # Split on whitespace like a shell would, but never evaluated.
+    assert args[-6:-1] == ["--", "tokenize", "parse", "$(touch", "pwned)"]
+    assert not (run_step.tmp / "pwned").exists()
+    assert run_step(INPUT_COMMAND="bless", INPUT_WORKLOADS="tokenize").returncode == 0
+    assert run_step.args() == [
+        "bless",
+        "--config",
+        "allocgate.yml",
+        "--",
+        "tokenize",
+        "token=t0ken",
+    ]
+
+
 def test_bless_from_comment(run_step: RunStep) -> None:
     result = run_step(INPUT_COMMAND="bless-from-comment", GITHUB_EVENT_NAME="issue_comment")
     assert result.returncode == 0, result.stderr
@@ -396,6 +422,33 @@ def test_bless_from_comment(run_step: RunStep) -> None:
         "allocgate.yml",
         "token=t0ken",
     ]
+
+
+def test_the_cache_step_is_pinned_by_commit_and_can_be_turned_off() -> None:
+    step = action_step("Cache cargo builds")
+    assert step["if"] == "${{ inputs.cache == 'true' }}"
+    name, _, ref = step["uses"].partition("@")
+    assert name == "Swatinem/rust-cache"
+    assert len(ref) == 40
+    assert int(ref, 16) >= 0
+
+
+def test_allocgate_is_installed_in_its_own_venv_without_touching_the_callers_python() -> None:
+    setup = steps_of(ACTION)[0]
+    assert setup["with"]["update-environment"] is False
+    install = action_step("Install allocgate")
+    assert "-m venv" in install["run"]
+    assert "GITHUB_ENV" not in install["run"]
+    assert "GITHUB_PATH" not in install["run"]
+
+
+def test_bless_uploads_the_baseline_and_says_so() -> None:
+    upload = action_step("Upload the new baseline")
+    assert upload["uses"].startswith("actions/upload-artifact@")
+    assert upload["with"]["path"] == "${{ steps.allocgate.outputs.baseline }}"
+    assert "inputs.command == 'bless'" in upload["if"]
+    say = action_step("Say where the new baseline is")
+    assert "GITHUB_STEP_SUMMARY" in say["run"]
 
 
 def test_require_reason_reaches_the_check(run_step: RunStep) -> None:
@@ -505,43 +558,72 @@ def link_tools(bin_dir: Path, *names: str) -> None:
 INSTALL = "apt-get install -y -qq --no-install-recommends"
 
 
+def allocgate_wrapper(bin_dir: Path) -> Path:
+    """The real CLI from this checkout, as the action's venv would run it."""
+    wrapper = bin_dir / "allocgate-real"
+    fake_command(
+        bin_dir,
+        wrapper.name,
+        f'PYTHONPATH="{ROOT}" exec "{sys.executable}" -m allocgate.cli "$@"',
+    )
+    return wrapper
+
+
+def install_env(bin_dir: Path) -> dict[str, str]:
+    """The step's environment, with only ``bin_dir`` on PATH."""
+    return {
+        "PATH": str(bin_dir),
+        "INPUT_CONFIG": "allocgate.yml",
+        "ALLOCGATE": str(allocgate_wrapper(bin_dir)),
+    }
+
+
+def workloads_config(path: Path, *profilers: str) -> None:
+    (path / "Cargo.toml").write_text("[package]\n", encoding="utf-8")
+    workloads = {
+        f"w{i}": {"manifest": "Cargo.toml", "profiler": p} for i, p in enumerate(profilers)
+    }
+    (path / "allocgate.yml").write_text(yaml.safe_dump({"workloads": workloads}), encoding="utf-8")
+
+
 @pytest.mark.parametrize(
-    ("config", "uid", "expected"),
+    ("profilers", "uid", "expected"),
     [
-        ("workloads:\n  - profiler: dhat-rs\n", "1001", []),
+        (("dhat-rs",), "1001", []),
         (
-            "profiler: heaptrack\n",
+            ("heaptrack",),
             "1001",
             ["sudo apt-get update -qq []", f"sudo {INSTALL} heaptrack [noninteractive]"],
         ),
         (
-            "profiler: valgrind-dhat\n",
+            ("valgrind-dhat",),
             "0",
             ["apt-get update -qq []", f"{INSTALL} valgrind [noninteractive]"],
         ),
         (
-            "a: {profiler: valgrind-dhat}\nb: {profiler: heaptrack}\n",
+            ("valgrind-dhat", "heaptrack", "dhat-rs"),
             "0",
-            ["apt-get update -qq []", f"{INSTALL} valgrind heaptrack [noninteractive]"],
+            ["apt-get update -qq []", f"{INSTALL} heaptrack valgrind [noninteractive]"],
         ),
     ],
-    ids=["dhat-rs", "heaptrack-with-sudo", "valgrind-as-root", "both"],
+    ids=["dhat-rs", "heaptrack-with-sudo", "valgrind-as-root", "all"],
 )
-def test_profilers_are_installed_only_when_named_and_missing(
-    tmp_path: Path, config: str, uid: str, expected: list[str]
+def test_profilers_are_installed_only_when_used_and_missing(
+    tmp_path: Path, profilers: tuple[str, ...], uid: str, expected: list[str]
 ) -> None:
     # A PATH with none of the profilers on it, and apt-get/sudo that only record.
     bin_dir = tmp_path / "bin"
-    link_tools(bin_dir, "grep", "env")
+    link_tools(bin_dir, "env")
     log = tmp_path / "log"
     fake_command(bin_dir, "id", f"echo {uid}")
     fake_command(bin_dir, "sudo", f'printf "sudo " >> "{log}"; exec "$@"')
     fake_command(
         bin_dir, "apt-get", f'printf "apt-get %s [%s]\\n" "$*" "$DEBIAN_FRONTEND" >> "{log}"'
     )
-    (tmp_path / "allocgate.yml").write_text(config, encoding="utf-8")
+    workloads_config(tmp_path, *profilers)
     step = action_step("Install the profiler")
-    env = {"PATH": str(bin_dir), "INPUT_CONFIG": "allocgate.yml"}
+    env = install_env(bin_dir)
+    assert set(step["env"]) == set(env) - {"PATH"}
 
     result = run_script(step["run"], env, tmp_path)
 
@@ -552,16 +634,25 @@ def test_profilers_are_installed_only_when_named_and_missing(
 
 def test_no_profiler_install_when_already_there(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
-    link_tools(bin_dir, "grep")
     log = tmp_path / "log"
     fake_command(bin_dir, "heaptrack", "exit 0")
     fake_command(bin_dir, "apt-get", f'echo called >> "{log}"')
-    (tmp_path / "allocgate.yml").write_text("profiler: heaptrack\n", encoding="utf-8")
-    env = {"PATH": str(bin_dir), "INPUT_CONFIG": "allocgate.yml"}
-
-    result = run_script(action_step("Install the profiler")["run"], env, tmp_path)
+    workloads_config(tmp_path, "heaptrack")
+    result = run_script(action_step("Install the profiler")["run"], install_env(bin_dir), tmp_path)
 
     assert result.returncode == 0, result.stderr
+    assert not log.exists()
+
+
+def test_a_bad_config_installs_nothing_and_warns(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    log = tmp_path / "log"
+    fake_command(bin_dir, "apt-get", f'echo called >> "{log}"')
+    (tmp_path / "allocgate.yml").write_text("workloads: {w: {manifest: nope.toml}}\n")
+    result = run_script(action_step("Install the profiler")["run"], install_env(bin_dir), tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("::warning title=allocgate::")
     assert not log.exists()
 
 

@@ -18,7 +18,7 @@ from allocgate.baseline_file import read_baseline, update_baseline
 from allocgate.bless_record import BlessRecord
 from allocgate.callsites import Callsite
 from allocgate.config import load_config
-from allocgate.errors import BaselineError
+from allocgate.errors import AllocgateError, BaselineError
 from allocgate.render.baseline_section import markdown_section, text_section
 from allocgate.report import Report, merge_reports, read_report
 from allocgate.settings import Settings
@@ -269,3 +269,20 @@ def test_a_base_not_in_the_checkout_is_read_through_the_contents_api(
     assert changes_for(bare, config, read_baseline(path))[1][0].startswith("cannot tell")
     with pytest.raises(BaselineError, match="fetch-depth"):
         changes_for(replace(bare, require_reason=True), config, read_baseline(path))
+
+
+def test_outside_a_git_checkout_there_is_nothing_to_compare_unless_required(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "Cargo.toml").write_text('[package]\nname = "a"\n')
+    (tmp_path / "allocgate.yml").write_text(
+        "workloads:\n  a: {manifest: Cargo.toml, profiler: valgrind-dhat}\n"
+    )
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"number": 4, "base": {"sha": "a" * 40}}}))
+    config = load_config(tmp_path / "allocgate.yml")
+    settings = Settings(environ=MappingProxyType({"GITHUB_EVENT_PATH": str(event)}))
+    head = Baseline(tmp_path / "allocgate-baseline.yml", {})
+    assert changes_for(settings, config, head) == ((), ())
+    with pytest.raises(AllocgateError, match="not a git checkout"):
+        changes_for(replace(settings, require_reason=True), config, head)

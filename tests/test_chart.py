@@ -1,20 +1,75 @@
-"""The mermaid bar chart of a comparison (allocgate.render.chart)."""
+"""The PR comment's chart: one honest bar per changed site, nothing when nothing changed."""
 
 from __future__ import annotations
 
 import re
 
 from conftest import DHAT_RS
+from test_annotations import profile as located
 
-from allocgate.callsites import Callsite
 from allocgate.compare import Comparison, GateSettings, compare
 from allocgate.load import load_profile
 from allocgate.profile import Profile
-from allocgate.render.chart import mermaid_chart
+from allocgate.render.chart import mermaid_chart, site_label
 from allocgate.render.markdown import report_markdown
 from allocgate.report import Report, WorkloadResult
 
-MIB = 1 << 20
+
+def profile(sites: dict[str, int]) -> Profile:
+    return located({key: (value, None) for key, value in sites.items()})
+
+
+BEFORE = {"orders::build_order": 730_000, "orders::parse_line": 1_619_241, "orders::old": 120_000}
+AFTER = {
+    "orders::build_order": 1_275_000,
+    "orders::parse_line": 1_619_241,
+    "app::main::{{closure}}": 64_000,
+}
+
+
+def series(chart: str) -> list[list[float]]:
+    return [[float(v) for v in m.split(", ")] for m in re.findall(r"^  bar \[(.*)\]$", chart, re.M)]
+
+
+def test_nothing_changed_draws_nothing() -> None:
+    c = compare("orders", profile(BEFORE), profile(BEFORE), GateSettings())
+    assert mermaid_chart(c) == ""
+
+
+def test_each_changed_site_has_one_bar_and_unchanged_ones_none() -> None:
+    c = compare("orders", profile(BEFORE), profile(AFTER), GateSettings())
+    chart = mermaid_chart(c)
+    assert "xychart-beta horizontal" in chart
+    labels = re.search(r"x-axis \[(.*)\]", chart)
+    assert labels is not None
+    assert labels.group(1) == (
+        '"1. orders::build_order  +532.2 KiB, +74.7%", '
+        '"2. orders::old  -117.2 KiB, gone", '
+        '"3. app::main (closure)  +62.5 KiB, new"'
+    )
+    grew, shrank = series(chart)
+    assert grew == [532.23, 0, 62.5]
+    assert shrank == [0, 117.19, 0]
+    # Never two bars on one row: one would hide the other.
+    assert all(g == 0 or s == 0 for g, s in zip(grew, shrank))
+    assert "red grew, green shrank" in chart
+
+
+def test_labels_cannot_break_out_of_the_chart() -> None:
+    evil = 'x"] ; click A call alert() %%{init}%%\n```'
+    c = compare("w", profile({evil: 1}), profile({evil: 90_000}), GateSettings())
+    chart = mermaid_chart(c)
+    body = chart.split("\n")[1:-1]
+    assert "```" not in "\n".join(body)
+    assert chart.count('"') == 2 * 1 + 4  # one label, the title and the y-axis title
+    assert "%%" not in "\n".join(body[1:])
+
+
+def test_site_labels_are_readable() -> None:
+    assert site_label("<orders::Ledger as core::clone::Clone>::clone") == "Ledger::clone"
+    assert site_label("fdlite::walk::scan → ignore::WalkBuilder::build") == "walk::scan"
+    assert site_label("app::main::{{closure}}") == "app::main (closure)"
+    assert site_label("orders::Ledger<u8>::push::<u8>") == "Ledger::push"
 
 
 def _real() -> Comparison:
@@ -26,77 +81,30 @@ def _real() -> Comparison:
     )
 
 
-def _numbers(line: str) -> list[float]:
-    inside = line[line.index("[") + 1 : line.rindex("]")]
-    return [float(x) for x in inside.split(",")]
-
-
-def _profile(sites: dict[str, int], metrics: tuple[str, ...] = ("total_bytes",)) -> Profile:
-    callsites = tuple(Callsite(key, {m: value for m in metrics}) for key, value in sites.items())
-    return Profile(
-        source="hand-made",
-        profiler="dhat-rs",
-        mode="heap",
-        command="",
-        metrics=metrics,
-        totals={m: sum(sites.values()) for m in metrics},
-        callsites=callsites,
-    )
-
-
-def test_real_comparison_charts_baseline_and_current_of_the_top_sites() -> None:
+def test_the_real_regression_is_the_longest_red_bar() -> None:
+    # reqctx-regressed: render_response grew 13 MB → 52 MB.
     c = _real()
-    lines = mermaid_chart(c).splitlines()
-    assert lines[:2] == ["```mermaid", "xychart-beta"]
-    assert lines[-1] == "```"
-    assert lines[2] == '  title "total bytes: baseline (first bar) vs current"'
-    shown = c.sites[:8]
-    labels = re.findall(r'"([^"]*)"', lines[3])
-    assert labels == [s.key.rsplit("::", 1)[-1][:24] for s in shown]
-    assert lines[4] == '  y-axis "MiB"'
-    for line, side in ((lines[5], "baseline"), (lines[6], "current")):
-        expected = [(s.value("total_bytes", side) or 0) / MIB for s in shown]
-        assert _numbers(line) == [round(v, 1) for v in expected]
-    # The regression the chart exists to show: render_response grew 13 MB → 52 MB.
-    i = labels.index("render_response")
-    assert _numbers(lines[6])[i] > 3 * _numbers(lines[5])[i]
-
-
-def test_labels_cannot_break_out_of_the_chart() -> None:
-    evil = 'x::a"] \n%%{init: {"theme": "dark"}}%%\n  bar [1'
-    c = compare("w", _profile({evil: 4096}), _profile({evil: 8192}), GateSettings())
     chart = mermaid_chart(c)
-    x_axis = chart.splitlines()[3]
-    assert x_axis == '  x-axis ["a init: theme: dark  bar"]'  # and cut at 24
-    assert chart.count("\n") == 7
-    assert "%%" not in chart
+    grew, shrank = series(chart)
+    axis = re.search(r"^  x-axis (.*)$", chart, re.M)
+    assert axis is not None
+    labels = re.findall(r'"([^"]*)"', axis.group(1))
+    first = labels[0]
+    assert "render_response" in first
+    assert grew[0] == max(grew)
+    assert shrank[0] == 0
 
 
-def test_a_label_with_nothing_printable_left_is_numbered() -> None:
-    c = compare("w", _profile({"x::»«": 10}), _profile({"x::»«": 20}), GateSettings())
-    assert '  x-axis ["site 1"]' in mermaid_chart(c).splitlines()
+def test_a_label_with_nothing_printable_left_keeps_its_number() -> None:
+    c = compare("w", profile({"x::»«": 10}), profile({"x::»«": 2000}), GateSettings())
+    assert '  x-axis ["1. x::  +1.9 KiB, +19900.0%"]' in mermaid_chart(c).splitlines()
 
 
-def test_small_sites_are_charted_in_bytes_and_counts_in_their_unit() -> None:
-    small = compare("w", _profile({"a::b": 100}), _profile({"a::b": 300}), GateSettings())
-    assert '  y-axis "B"' in mermaid_chart(small).splitlines()
-    blocks = compare(
-        "w",
-        _profile({"a::b": 100}, ("total_blocks",)),
-        _profile({"a::b": 300}, ("total_blocks",)),
-        GateSettings(metrics=("total_blocks",)),
-    )
-    lines = mermaid_chart(blocks).splitlines()
-    assert lines[4] == '  y-axis "blocks"'
-    assert (_numbers(lines[5]), _numbers(lines[6])) == ([100.0], [300.0])
-
-
-def test_at_most_limit_sites_and_none_without_sites() -> None:
+def test_at_most_limit_sites() -> None:
     many = {f"m::site{i}": 1000 * (i + 1) for i in range(12)}
-    c = compare("w", _profile(many), _profile(many), GateSettings(top=12))
-    assert len(_numbers(mermaid_chart(c, limit=5).splitlines()[5])) == 5
-    empty = compare("w", _profile({}), _profile({}), GateSettings())
-    assert mermaid_chart(empty) == ""
+    grown = {k: v * 2 for k, v in many.items()}
+    c = compare("w", profile(many), profile(grown), GateSettings(top=12))
+    assert len(series(mermaid_chart(c, limit=5))[0]) == 5
 
 
 def test_the_report_carries_the_chart_unescaped() -> None:

@@ -372,6 +372,7 @@ BAD_CONFIGS = [
     ("unknown-defaults-key.yml", "defaults.profilr", ["unknown key", "profiler"]),
     ("bad-percent.yml", "workloads.orders.threshold.total_bytes.relative", ["5 %%", "5%"]),
     ("defaults-bad-percent.yml", "defaults.threshold.relative", ["five percent"]),
+    ("null-tolerance.yml", "workloads.orders.threshold.total_bytes.relative", ["None", "5%"]),
     ("negative-top.yml", "workloads.orders.top", ["-1", "positive whole number"]),
     ("fractional-top.yml", "workloads.orders.top", ["2.5", "whole number"]),
     ("bad-size-unit.yml", "workloads.orders.threshold.total_bytes.absolute", ["10 parsecs"]),

@@ -205,7 +205,8 @@ def test_without_flag_the_plugin_does_nothing(ini_project: pytest.Pytester) -> N
 @pytest.mark.valgrind
 def test_bless_pass_then_regression_serial_and_xdist(project: Project, own_target: Path) -> None:
     # bless: the baseline is written, the terminal summary says so.
-    blessed = project.run("--allocgate", "--allocgate-bless")
+    # --allocgate-bless alone implies --allocgate.
+    blessed = project.run("--allocgate-bless")
     assert blessed.ret == pytest.ExitCode.OK, blessed.stdout.str()
     blessed.assert_outcomes(passed=1)
     assert project.baseline.is_file()
@@ -244,6 +245,7 @@ def test_bless_pass_then_regression_serial_and_xdist(project: Project, own_targe
                 "*orders: REGRESSED*grew: orders::build_order*",
                 "*status*callsite*baseline*current*Δ*Δ%*",
                 "*!*regressed*orders::build_order*+74.7%*",
+                "If the growth is intended: pytest --allocgate-bless --allocgate-workload orders",
                 "*= allocgate =*",
                 "orders: regressed — total_bytes *",
                 "FAILED allocgate.yml::orders*",
@@ -427,6 +429,8 @@ def test_workload_missing_from_baseline_is_an_error(project: Project) -> None:
 @pytest.mark.cargo
 @pytest.mark.valgrind
 def test_crate_that_does_not_compile_is_an_error(project: Project, own_target: Path) -> None:
+    # Blessed first: without a baseline entry the item stops before the build.
+    project.run("--allocgate-bless").assert_outcomes(passed=1)
     shutil.copyfile(CRATES / "orders-broken" / "src" / "main.rs", project.crate / "src" / "main.rs")
     result = project.run("--allocgate")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -611,7 +615,12 @@ def test_cli_and_plugin_write_the_same_reports(
 
     cli_md, py_md = ((project.path / n).read_bytes() for n in ("cli.md", "py.md"))
     assert b"regressed" in cli_md
-    assert cli_md == py_md
+    # The same report; only the bless hint speaks the language of its shell.
+    cli_hint = b"`allocgate bless bigger`"
+    py_hint = b"`pytest --allocgate-bless --allocgate-workload bigger`"
+    assert cli_hint in cli_md
+    assert py_hint in py_md
+    assert cli_md.replace(cli_hint, py_hint) == py_md
 
     def without_timings(name: str) -> bytes:
         text = (project.path / name).read_bytes()
@@ -620,3 +629,46 @@ def test_cli_and_plugin_write_the_same_reports(
         return timings.sub(rb"\1T", text)
 
     assert without_timings("cli.json") == without_timings("py.json")
+
+
+@pytest.mark.cargo
+@pytest.mark.valgrind
+def test_a_rebaselined_pr_without_a_reason_fails_with_require_reason(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_tools("git")
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+            cwd=project.path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    project.run("--allocgate", "--allocgate-bless").assert_outcomes(passed=1)
+    git("init", "-q", "-b", "main")
+    git("add", ".")
+    git("commit", "-qm", "base")
+    base = git("rev-parse", "HEAD")
+    project.configure(orders="2600")
+    config = project.path / "allocgate.yml"
+    config.write_text("require_reason: true\n" + config.read_text())
+    project.run("--allocgate", "--allocgate-bless").assert_outcomes(passed=1)
+    event = project.path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"number": 5, "base": {"sha": base}}}))
+    summary = project.path / "summary.md"
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+
+    result = project.run("--allocgate")
+
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["require_reason: the baseline changed in this pull request without a reason for orders"]
+    )
+    assert "### ❌ Baseline changed in this PR" in summary.read_text(encoding="utf-8")
+    no_traceback(result)

@@ -471,8 +471,10 @@ def test_failure_is_exit_2_with_one_line_and_the_baseline_untouched(
     settings: dict[str, Any],
     words: list[str],
 ) -> None:
+    # `bad` has a baseline entry (check verifies that before it builds), then breaks.
+    project.config({"good": workload("orders"), "bad": workload("orders")})
+    before = project.bless()
     project.config({"good": workload("orders"), "bad": workload(crate, *flags, **settings)})
-    before = project.bless("good")
     done = project.allocgate(command, "bad", crate=crate)
     assert done.code == 2, done.stdout + done.stderr
     line = done.error_line()
@@ -499,8 +501,9 @@ def test_a_failed_bless_writes_nothing(project: Project) -> None:
 
 
 def test_check_reports_every_workload_when_one_fails(project: Project) -> None:
+    project.config({"good": workload("orders"), "bad": workload("orders")})
+    project.bless()
     project.config({"good": workload("orders"), "bad": workload("orders", "--abort")})
-    project.bless("good")
     report = project.path / "report.json"
     done = project.allocgate("check", "-q", "--report-json", report)
     assert done.code == 2
@@ -508,8 +511,15 @@ def test_check_reports_every_workload_when_one_fails(project: Project) -> None:
     assert verdicts == {"bad": "error", "good": "pass"}
 
 
-def test_compile_error_shows_cargos_errors(project: Project) -> None:
+def blessed_then_broken(project: Project) -> None:
+    """A workload with a baseline entry whose crate then stops compiling."""
+    project.config({"bad": workload("orders")})
+    project.bless()
     project.config({"bad": workload("orders-broken")})
+
+
+def test_compile_error_shows_cargos_errors(project: Project) -> None:
+    blessed_then_broken(project)
     done = project.allocgate("check", crate="orders-broken")
     assert done.code == 2
     assert "error[E0308]: mismatched types" in done.stderr
@@ -519,7 +529,7 @@ def test_compile_error_shows_cargos_errors(project: Project) -> None:
 def test_compile_error_message_names_the_compiler_error(project: Project) -> None:
     # The one-line message (what --quiet, the JSON report and the PR comment show)
     # must say why the build failed, not only cargo's closing "could not compile".
-    project.config({"bad": workload("orders-broken")})
+    blessed_then_broken(project)
     done = project.allocgate("check", "-q", crate="orders-broken")
     assert done.code == 2
     line = done.error_line()

@@ -41,6 +41,9 @@ class ValgrindDhat:
                 "--tool=dhat",
                 f"--dhat-out-file={out}",
                 f"--num-callers={self.num_callers}",
+                # Full source paths, not basenames: a location must name its file
+                # (for links and annotations), and main.rs is in every crate.
+                "--fullpath-after=",
                 str(exe),
                 *w.args,
             ],

@@ -23,11 +23,13 @@ from allocgate.render.baseline_section import markdown_section
 from allocgate.render.cells import site_cells
 from allocgate.render.chart import mermaid_chart
 from allocgate.render.escape import code_span, escape_html, escape_md
-from allocgate.render.text import harness_line, spread_line, verdict_line
+from allocgate.render.text import bless_hint, harness_line, spread_line, verdict_line
 from allocgate.report import Report
 
 if TYPE_CHECKING:
     import jinja2
+
+    from allocgate.annotations import ActionsContext
 
 COMMENT_LIMIT = MAX_COMMENT_CHARS
 
@@ -56,6 +58,27 @@ class MarkdownContext:
     bless_command: str = "allocgate bless"
     baseline_file: str = "allocgate-baseline.yml"
     """The baseline as the reader should commit it (relative to the config)."""
+    links: ActionsContext | None = None
+    """Where the repository is: locations link to their line at the PR's head."""
+
+
+def command_markup(command: str) -> Markup:
+    """A command to copy: a code span when it is plain, else escaped text (a code
+    span shows `@name` and `#1` literally, but they are still in the raw body)."""
+    if re.fullmatch(r"[\w .:/=+-]+", command):
+        return Markup(code_span(command))
+    return Markup(escape_md(command))
+
+
+def location_markup(location: str | None, links: ActionsContext | None) -> Markup:
+    """A callsite's location, linked to its line at the head commit when possible."""
+    if not location:
+        return Markup("")
+    where = links.locate(location) if links is not None else None
+    url = links.blob_url(where) if links is not None and where is not None else None
+    if url is None:
+        return Markup(escape_md(location))
+    return Markup(f"[{escape_md(location)}]({_link_target(url)})")
 
 
 def _finalize(value: object) -> object:
@@ -123,6 +146,12 @@ def report_markdown(report: Report, ctx: MarkdownContext | None = None) -> str:
             ),
             limit_rows=limit_rows,
             show_stacks=stacks,
+            location=lambda loc: location_markup(loc, ctx.links),
+            bless=command_markup(
+                bless_hint(
+                    ctx.bless_command, [r.name for r in report.results if r.verdict == "regressed"]
+                )
+            ),
             regressed_count=sum(r.verdict == "regressed" for r in report.results),
             error_count=sum(r.verdict == "error" for r in report.results),
         )

@@ -100,6 +100,7 @@ def comparison_text(result: WorkloadResult) -> str:
         )
     if result.harness:
         lines.append("  " + harness_line(result.harness, c.settings.rank_metric, c.units))
+    lines += [f"  warning: {_one_line(w)}" for w in result.warnings]
     if result.profiles:
         lines.append("  raw profiles: " + ", ".join(result.profiles))
     return "\n".join(lines) + "\n"
@@ -139,6 +140,13 @@ def verdict_line(c: Comparison) -> str:
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         return f"{c.workload}: REGRESSED — {what}; grew: {shown}"
     return f"{c.workload}: within budget — {what}"
+
+
+def bless_hint(command: str, names: Sequence[str]) -> str:
+    """``allocgate bless a b`` or ``pytest --allocgate-bless --allocgate-workload a …``."""
+    if command.startswith("pytest"):
+        return command + "".join(f" --allocgate-workload {n}" for n in names)
+    return " ".join([command, *names])
 
 
 def report_text(report: Report) -> str:
