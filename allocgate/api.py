@@ -81,6 +81,8 @@ def selected(config: Config, settings: Settings, measure: Runner) -> list[Worklo
 def configured(config: Config, settings: Settings) -> list[WorkloadConfig]:
     """The named workloads (all when none are named) as configured and overridden."""
     workloads = config.select(settings.workloads)
+    if settings.keys is not None:
+        workloads = [replace(w, fold=replace(w.fold, keys=settings.keys)) for w in workloads]
     if settings.tolerances:
         # --threshold (or the pytest ini) wins over the config, metric by metric.
         workloads = [
@@ -179,6 +181,9 @@ def check_workload(
 ) -> WorkloadResult:
     """Measures and judges one workload; one failing workload spoils no other."""
     try:
+        entry = baseline.workloads.get(w.name)
+        if entry is not None and entry.keys != w.fold.keys:
+            raise BaselineError(f"{baseline.path}: {_keys_problem(w, entry.keys)}")
         measurement = runner.measure(w)
     except AllocgateError as exc:
         group = w.test.group if w.test is not None else None
@@ -204,6 +209,9 @@ def preflight(workloads: Sequence[WorkloadConfig], baseline: Baseline, bless_hin
             problems.append(
                 f"{w.name!r} was blessed under {entry.profiler} but is configured for {w.profiler}"
             )
+        elif entry.keys != w.fold.keys:
+            # Compared, every site would be "new": re-bless instead.
+            problems.append(_keys_problem(w, entry.keys))
     if problems:
         where = baseline.path if baseline.path.exists() else f"{baseline.path} (no such file)"
         raise BaselineError(f"{where}: {'; '.join(problems)}; run `{bless_hint}`")
@@ -256,7 +264,14 @@ def check(settings: Settings, run_with: Runner | None = None) -> Outcome:
 
 def _mismatch(w: WorkloadConfig, baseline: Baseline) -> bool:
     entry = baseline.workloads.get(w.name)
-    return entry is None or entry.profiler != w.profiler
+    return entry is None or entry.profiler != w.profiler or entry.keys != w.fold.keys
+
+
+def _keys_problem(w: WorkloadConfig, blessed: str) -> str:
+    return (
+        f"{w.name!r} was blessed with {blessed} keys but is configured for "
+        f"{w.fold.keys} keys (see `keys:` in allocgate.yml)"
+    )
 
 
 def workflow_commands(outcome: Outcome) -> list[str]:
@@ -485,12 +500,14 @@ def write_reports(outcome: Outcome, settings: Settings) -> None:
     GitHub Actions; the gate's verdict does not depend on any of it."""
     from allocgate.atomic import atomic_write
     from allocgate.github.publish import publish
+    from allocgate.github.redact import redact
 
     markdown = None
+    # Reports quote profiles and configs: a token that got into one is masked.
     if settings.report_json is not None:
-        atomic_write(settings.report_json, outcome.report.to_json().decode(), ConfigError)
+        atomic_write(settings.report_json, redact(outcome.report.to_json().decode()), ConfigError)
     if settings.report_md is not None:
-        markdown = report_markdown(outcome.report, outcome.context)
+        markdown = redact(report_markdown(outcome.report, outcome.context))
         atomic_write(settings.report_md, markdown, ConfigError)
     env = settings.environ
     if env.get("GITHUB_STEP_SUMMARY") or env.get("GITHUB_OUTPUT") or settings.comment.post:

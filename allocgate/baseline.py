@@ -29,6 +29,9 @@ class WorkloadBaseline:
     depth: int = 1
     mode: str = "heap"
     units: dict[str, str] = field(default_factory=dict)
+    keys: str = "innermost"
+    """How the callsites are keyed; a baseline written before there was a choice
+    holds innermost keys."""
     provenance: dict[str, str] = field(default_factory=dict)
     """What made this entry: the toolchain's facts and, for a bless, who and why
     (`allocgate.bless_record`). One flat mapping of strings, written sorted."""
@@ -49,12 +52,17 @@ class WorkloadBaseline:
             depth=profile.depth,
             mode=profile.mode,
             units=dict(profile.units) if profile.mode != "heap" else {},
+            keys=profile.keys,
             provenance=dict(provenance or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as plain data, in the shape of the YAML file (for xdist workers)."""
-        entry: dict[str, Any] = {"profiler": self.profiler, "depth": self.depth}
+        entry: dict[str, Any] = {
+            "profiler": self.profiler,
+            "keys": self.keys,
+            "depth": self.depth,
+        }
         if self.mode != "heap":
             entry["mode"] = self.mode
             entry["units"] = dict(sorted(self.units.items()))
@@ -65,6 +73,7 @@ class WorkloadBaseline:
             {
                 "key": s.key,
                 **({"at": s.location} if s.location else {}),
+                **({"outside": True} if s.outside else {}),
                 **dict(sorted(s.metrics.items())),
             }
             for s in sorted(self.callsites, key=lambda s: s.key)
@@ -83,6 +92,7 @@ class WorkloadBaseline:
             callsites=self.callsites,
             depth=self.depth,
             units=dict(self.units),
+            keys=self.keys,
         )
 
 

@@ -12,12 +12,17 @@ import yaml
 from allocgate import profilers
 from allocgate.atomic import atomic_write
 from allocgate.baseline import Baseline, WorkloadBaseline
-from allocgate.callsites import Callsite, sort_callsites
+from allocgate.callsites import KEYS, Callsite, sort_callsites
+from allocgate.envelope import Span
 from allocgate.errors import BaselineError
+from allocgate.filelock import locked, remove_stale_temps
 from allocgate.metrics import METRIC_NAMES
+from allocgate.schema import MAX_COUNT, show
 from allocgate.yaml_doc import parse_yaml
 
-VERSION = 1
+VERSION = 2
+"""Version 2 added the noise envelope (``runs``, ``range``, ``totals_range``)."""
+READABLE_VERSIONS = (1, 2)
 HEADER = """\
 # allocgate baseline: the heap allocations each workload is allowed.
 # Written by `allocgate bless`; do not edit by hand. After an intended change,
@@ -59,8 +64,20 @@ def _validate(path: Path, doc: Any) -> Baseline:
     if unknown:
         raise _fail(path, sorted(map(str, unknown))[0], "unknown key")
     version = doc.get("version")
-    if version != VERSION or type(version) is not int:
-        raise _fail(path, "version", f"unsupported baseline version {version!r} (expected 1)")
+    if type(version) is int and version > VERSION:
+        raise _fail(
+            path,
+            "version",
+            f"baseline version {show(version)} was written by a newer allocgate (this one "
+            f"reads versions {READABLE_VERSIONS[0]}–{VERSION}); upgrade allocgate",
+        )
+    if version not in READABLE_VERSIONS or type(version) is not int:
+        raise _fail(
+            path,
+            "version",
+            f"unsupported baseline version {show(version)} (expected one of "
+            f"{', '.join(map(str, READABLE_VERSIONS))})",
+        )
     workloads = doc.get("workloads") or {}
     if not isinstance(workloads, dict):
         raise _fail(path, "workloads", "expected a mapping of workload names")
@@ -78,9 +95,11 @@ def _metrics(path: Path, where: str, entry: Mapping[str, Any], required: bool) -
         if metric not in entry:
             continue
         value = entry[metric]
-        if type(value) is not int or value < 0:
+        if type(value) is not int or not 0 <= value <= MAX_COUNT:
             raise _fail(
-                path, f"{where}.{metric}", f"expected a non-negative integer, got {value!r}"
+                path,
+                f"{where}.{metric}",
+                f"expected a non-negative integer up to {MAX_COUNT}, got {show(value)}",
             )
         values[metric] = value
     if required and not values:
@@ -92,7 +111,18 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
     where = f"workloads.{name}"
     if not isinstance(entry, dict):
         raise _fail(path, where, "expected a mapping")
-    allowed = {"profiler", "depth", "mode", "units", "provenance", "totals", "callsites"}
+    allowed = {
+        "profiler",
+        "keys",
+        "depth",
+        "runs",
+        "mode",
+        "units",
+        "provenance",
+        "totals",
+        "totals_range",
+        "callsites",
+    }
     for key in entry:
         if key not in allowed:
             raise _fail(path, f"{where}.{key}", "unknown key")
@@ -104,8 +134,11 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
             f"expected one of {', '.join(profilers.NAMES)}, got {profiler!r}",
         )
     depth = entry.get("depth", 1)
-    if type(depth) is not int or depth < 1:
-        raise _fail(path, f"{where}.depth", f"expected a positive integer, got {depth!r}")
+    if type(depth) is not int or not 1 <= depth <= 1000:
+        raise _fail(path, f"{where}.depth", f"expected a positive integer, got {show(depth)}")
+    keys = entry.get("keys", "innermost")
+    if keys not in KEYS:
+        raise _fail(path, f"{where}.keys", f"expected one of {', '.join(KEYS)}, got {show(keys)}")
     mode = entry.get("mode", "heap")
     if mode not in ("heap", "ad-hoc"):
         raise _fail(path, f"{where}.mode", f"expected 'heap' or 'ad-hoc', got {mode!r}")
@@ -124,6 +157,11 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
     if unknown:
         raise _fail(path, f"{where}.totals.{sorted(map(str, unknown))[0]}", "unknown metric")
     total_values = _metrics(path, f"{where}.totals", totals, required=True)
+    runs = entry.get("runs", 1)
+    if type(runs) is not int or runs < 1:
+        raise _fail(path, f"{where}.runs", f"expected a positive integer, got {runs!r}")
+    total_spans = _ranges(path, f"{where}.totals_range", entry.get("totals_range"), total_values)
+    spans: dict[str, dict[str, Span]] = {}
     sites = entry.get("callsites") or []
     if not isinstance(sites, list):
         raise _fail(path, f"{where}.callsites", "expected a list")
@@ -134,7 +172,7 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         if not isinstance(site, dict):
             raise _fail(path, at, "expected a mapping with 'key' and metrics")
         for key in site:
-            if key not in ("key", "at", *METRIC_NAMES):
+            if key not in ("key", "at", "outside", "range", *METRIC_NAMES):
                 raise _fail(path, f"{at}.{key}", "unknown key")
         key = site.get("key")
         if not isinstance(key, str) or not key:
@@ -147,7 +185,14 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
             raise _fail(
                 path, f"{at}.at", f"expected a string like 'src/main.rs:90', got {location!r}"
             )
-        callsites.append(Callsite(key, _metrics(path, at, site, required=True), location))
+        outside = site.get("outside", False)
+        if type(outside) is not bool:
+            raise _fail(path, f"{at}.outside", f"expected true or false, got {outside!r}")
+        values = _metrics(path, at, site, required=True)
+        ranges = _ranges(path, f"{at}.range", site.get("range"), values)
+        if ranges:
+            spans[key] = ranges
+        callsites.append(Callsite(key, values, location, outside=outside))
     callsites = sort_callsites(callsites, "total_bytes")
     return WorkloadBaseline(
         name=name,
@@ -157,8 +202,33 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         depth=depth,
         mode=mode,
         units=dict(units),
+        runs=runs,
+        spans=spans,
+        total_spans=total_spans,
+        keys=keys,
         provenance=dict(provenance),
     )
+
+
+def _ranges(path: Path, where: str, doc: Any, values: Mapping[str, int]) -> dict[str, Span]:
+    """``{metric: [low, high]}`` around each metric's value; absent is no range (zero width)."""
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise _fail(path, where, "expected a mapping of metric to [low, high]")
+    spans: dict[str, Span] = {}
+    for metric, pair in doc.items():
+        if metric not in values:
+            raise _fail(path, f"{where}.{metric}", "a range for a metric without a value")
+        ok = isinstance(pair, list) and len(pair) == 2 and all(type(v) is int for v in pair)
+        if not ok or not 0 <= pair[0] <= values[metric] <= pair[1]:
+            raise _fail(
+                path,
+                f"{where}.{metric}",
+                f"expected [low, high] with 0 <= low <= {values[metric]} <= high, got {show(pair)}",
+            )
+        spans[metric] = Span(pair[0], pair[1])
+    return spans
 
 
 def _dump(value: Any) -> str:
@@ -187,7 +257,10 @@ def _existing_blocks(text: str, names: set[str]) -> dict[str, str] | None:
     for line in [*lines[start:], "  \x00end:\n"]:
         if line.startswith("  ") and not line.startswith("   ") and line[2] not in "-#":
             if current:
-                parsed = yaml.safe_load("".join(current))
+                try:
+                    parsed = yaml.safe_load("".join(current))
+                except yaml.YAMLError:
+                    return None
                 if not isinstance(parsed, dict) or len(parsed) != 1:
                     return None
                 blocks[str(next(iter(parsed)))] = "".join(current)
@@ -203,26 +276,62 @@ def update_baseline(
     path: Path, workloads: Mapping[str, WorkloadBaseline], remove: Iterable[str] = ()
 ) -> Baseline:
     """Writes ``workloads`` into the baseline at ``path``, keeping every other workload
-    byte for byte except those named in ``remove`` (tests that are gone). The old file
-    is validated first and replaced atomically."""
-    current = read_baseline(path)
+    byte for byte except those named in ``remove`` (tests that are gone). The old file is validated first and replaced atomically, all under
+    a lock, so concurrent blesses of different workloads all land."""
+    with locked(path, BaselineError):
+        # Only a killed writer leaves a temporary file while we hold the lock.
+        remove_stale_temps(path)
+        current = read_baseline(path)
+        dropped = set(remove) - set(workloads)
+        merged = {n: w for n, w in current.workloads.items() if n not in dropped}
+        merged.update(workloads)
+        atomic_write(path, _compose(path, current, workloads, dropped))
+    return Baseline(path, merged)
+
+
+def _compose(
+    path: Path,
+    current: Baseline,
+    workloads: Mapping[str, WorkloadBaseline],
+    dropped: set[str] | None = None,
+) -> str:
+    """The new file: kept blocks verbatim (``dropped`` ones left out), new ones
+    rendered, checked to read back right."""
+    dropped = dropped or set()
     blocks: dict[str, str] = {}
     if current.workloads:
-        text = path.read_text(encoding="utf-8")
-        blocks = _existing_blocks(text, set(current.workloads)) or {
-            name: render_workload(w) for name, w in current.workloads.items()
-        }
-    dropped = set(remove) - set(workloads)
+        blocks = _existing_blocks(path.read_text(encoding="utf-8"), set(current.workloads)) or {}
     for name in dropped:
         blocks.pop(name, None)
+    for name, workload in current.workloads.items():
+        if name in dropped:
+            continue
+        block = blocks.get(name)
+        # A hand-edited last block may lack its newline: it would swallow the next one.
+        blocks[name] = block if block and block.endswith("\n") else render_workload(workload)
     for name, workload in workloads.items():
         blocks[name] = render_workload(workload)
-    body = (
+    body = _body(blocks)
+    kept = {n: w for n, w in current.workloads.items() if n not in dropped}
+    expected = {**kept, **workloads}
+    if not _reads_back(path, body, expected):
+        body = _body({name: render_workload(w) for name, w in expected.items()})
+    return body
+
+
+def _body(blocks: Mapping[str, str]) -> str:
+    return (
         HEADER
         + f"version: {VERSION}\nworkloads:\n"
         + "".join(blocks[name] for name in sorted(blocks))
     )
-    atomic_write(path, body)
-    merged = {n: w for n, w in current.workloads.items() if n not in dropped}
-    merged.update(workloads)
-    return Baseline(path, merged)
+
+
+def _reads_back(path: Path, body: str, expected: Mapping[str, WorkloadBaseline]) -> bool:
+    try:
+        written = _validate(path, parse_yaml(path, body, BaselineError))
+    except BaselineError:
+        return False
+    return sorted(written.workloads) == sorted(expected) and all(
+        written.workloads[n].to_dict() == expected[n].to_dict() for n in expected
+    )

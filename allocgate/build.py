@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
@@ -66,16 +66,28 @@ class Builder:
         elif w.example:
             argv += ["--example", w.example]
         label = w.cargo_profile + (f", features {','.join(features)}" if features else "")
-        with self.progress.step(f"building {w.name} ({label})"):
-            done = run_process(argv, cwd=w.manifest.parent, what=f"building {w.name}")
+        # cargo's messages go to files: a big workspace prints megabytes of them.
+        with (
+            self.progress.step(f"building {w.name} ({label})"),
+            tempfile.TemporaryFile() as messages,
+            tempfile.TemporaryFile() as diagnostics,
+        ):
+            done = run_process(
+                argv,
+                cwd=w.manifest.parent,
+                what=f"building {w.name}",
+                workload=False,
+                stdout_sink=messages,
+                stderr_sink=diagnostics,
+            )
             if done.returncode != 0:
                 if not self.progress.quiet:
                     self.progress.stream.write(tail(done.stderr, 40) + "\n")
                 raise WorkloadError(
                     f"{w.manifest}: cargo build failed for workload {w.name!r}: "
-                    + first_compiler_error(done.stderr, done.returncode)
+                    + first_compiler_error(_lines(diagnostics), done.returncode, done.stderr)
                 )
-        built = _pick_executable(w, done.stdout)
+            built = _pick_executable(w, _lines(messages))
         # A private copy: another workload's build into the same target dir
         # (same package name, other manifest) must not swap the binary under us.
         private = Path(self._dir.name) / f"{len(self._built)}-{built.name}"
@@ -83,22 +95,36 @@ class Builder:
         return private
 
 
-def first_compiler_error(stderr: str, returncode: int) -> str:
+def _lines(handle: IO[bytes]) -> Iterator[str]:
+    """The lines of a spooled output file, decoded one at a time."""
+    handle.seek(0)
+    for raw in handle:
+        yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+def first_compiler_error(lines: Iterable[str], returncode: int, stderr_tail: str = "") -> str:
     """The first ``error…`` line of cargo's output and the ``-->`` location after it."""
-    lines = stderr.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("error"):
-            where = next(
-                (x.strip()[4:] for x in lines[i + 1 : i + 4] if x.strip().startswith("--> ")), ""
-            )
-            return line.strip() + (f" ({where})" if where else "")
-    return tail(stderr, 1) or f"exit code {returncode}"
+    found: str | None = None
+    after = 0
+    for line in lines:
+        if found is None:
+            if line.startswith("error"):
+                found = line.strip()
+            continue
+        after += 1
+        if line.strip().startswith("--> "):
+            return f"{found} ({line.strip()[4:]})"
+        if after >= 3:
+            break
+    if found is not None:
+        return found
+    return tail(stderr_tail, 1) or f"exit code {returncode}"
 
 
-def executables(messages: str) -> Iterator[dict[str, Any]]:
+def executables(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     """cargo's ``compiler-artifact`` messages (``--message-format=json``) that built
     an executable, in order."""
-    for line in messages.splitlines():
+    for line in lines:
         if not line.startswith("{"):
             continue
         try:
@@ -109,7 +135,7 @@ def executables(messages: str) -> Iterator[dict[str, Any]]:
             yield msg
 
 
-def _pick_executable(w: WorkloadConfig, messages: str) -> Path:
+def _pick_executable(w: WorkloadConfig, messages: Iterable[str]) -> Path:
     candidates: list[tuple[str, str]] = []
     for msg in executables(messages):
         target = msg.get("target", {})

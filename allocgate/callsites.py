@@ -1,9 +1,19 @@
-"""Folding allocation stacks into callsites whose identity survives unrelated edits.
+"""Folding allocation stacks into callsites a Rust developer can act on.
 
-A callsite's key is the first ``depth`` *user* frames of a stack (innermost first):
-allocator entry points, the Rust standard library and runtime plumbing are skipped,
-addresses, symbol hashes, generic arguments, paths and line numbers are dropped, so
-the same code names the same callsite in every build, run and back end.
+A program point's key is taken **at the workspace boundary**: the innermost
+frame whose function belongs to one of the user's workspace crates, followed by
+the entry point into the dependency it called (the outermost frame between it
+and the allocation that is neither the workspace's nor std's), e.g.
+``scan_core::record::enrich → <serde_json::value::Value as core::clone::Clone>::clone``;
+just ``scan_core::report::render`` when the workspace code allocated through std
+alone. Closures and generic instantiations fold under their function. Points
+with no workspace frame key by their first non-std frame and are marked
+outside the workspace. ``keys: innermost`` keeps the older rule: the first
+``depth`` frames that are not std or allocator plumbing.
+
+What a frame is (see ``boundary``) is decided once per distinct frame, when a
+stack first reaches it; locations and display stacks are built only for the
+sites that can be shown or recorded.
 """
 
 from __future__ import annotations
@@ -11,198 +21,50 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from allocgate.frames import SYMBOL_HASH_RE, Frame
+from allocgate.boundary import (
+    DEPENDENCY,
+    FOREIGN,
+    PLUMBING,
+    STD,
+    WORKSPACE,
+    Classifier,
+    FrameFacts,
+    describe,
+    name_crate,
+    normalize_function,
+    strip_generics,
+)
+from allocgate.frames import Frame
+from allocgate.harness import HARNESS_KEY
+from allocgate.workspace import Workspace
+
+__all__ = [
+    "BOUNDARY",
+    "KEYS",
+    "KEY_SEPARATOR",
+    "OUTSIDE_MARK",
+    "Callsite",
+    "FoldOptions",
+    "Folder",
+    "FrameTable",
+    "display_key",
+    "normalize_function",
+    "sort_callsites",
+    "strip_generics",
+]
 
 KEY_SEPARATOR = " ← "
-"""Joins the frames of a key, innermost first: ``a ← b`` reads "a, called from b"."""
-
-# Allocator entry points and C/runtime frames: never the code that asked for memory.
-_ALLOCATOR_NAMES = frozenset(
-    {
-        "malloc",
-        "calloc",
-        "realloc",
-        "reallocarray",
-        "free",
-        "memalign",
-        "posix_memalign",
-        "aligned_alloc",
-        "valloc",
-        "pvalloc",
-        "operator new",
-        "operator new[]",
-        "operator new(unsigned long)",
-        "operator new[](unsigned long)",
-        "_Znwm",
-        "_Znam",
-        "UnknownInlinedFun",
-        "_start",
-        "__libc_start_main",
-        "__libc_start_main_impl",
-        "__libc_start_call_main",
-        "start_thread",
-        "clone",
-        "clone3",
-        "main",
-    }
-)
-_PLUMBING_PREFIXES = (
-    "__rust_",
-    "__rg_",
-    "__rdl_",
-    "__rustc::",
-    "__GI_",
-    "_dl_",
-    "dl_",
-    "heaptrack",
-    "<dhat::",
-)
-# Crates whose frames are plumbing: the standard library, its vendored
-# hashbrown, and dhat itself.
-_STD_CRATES = frozenset(
-    {
-        "alloc",
-        "core",
-        "std",
-        "hashbrown",
-        "dhat",
-        "compiler_builtins",
-        "std_detect",
-        "panic_unwind",
-        "panic_abort",
-        "backtrace",
-        "gimli",
-        "addr2line",
-        "miniz_oxide",
-        "rustc_demangle",
-        "parking_lot",
-        "parking_lot_core",
-        "lock_api",
-    }
-)
-_STD_FILE_RE = re.compile(
-    r"(^|/)library/(alloc|core|std|proc_macro|panic_unwind|portable-simd)/"
-    r"|^/rustc/[0-9a-f]+/"
-    r"|^(alloc|core|std)/src/"
-    r"|(^|/)hashbrown-[^/]*/"
-    r"|(^|/)dhat-[^/]*/"
-    r"|^\./(nptl|elf|malloc|csu|libio|stdio-common|string|misc)/"
-    r"|^\.\./sysdeps/"
-)
-_PRIMITIVES = frozenset(
-    [
-        "u8",
-        "u16",
-        "u32",
-        "u64",
-        "u128",
-        "usize",
-        "i8",
-        "i16",
-        "i32",
-        "i64",
-        "i128",
-        "isize",
-        "f32",
-        "f64",
-        "bool",
-        "char",
-        "str",
-        "!",
-        "()",
-    ]
-)
-_CLOSURE_RE = re.compile(r"\{\{closure\}\}|\{closure#\d+\}")
-_ABS_PREFIX_RES = (
-    re.compile(r"^/rustc/[0-9a-f]+/"),
-    re.compile(r"^.*/\.cargo/registry/src/[^/]+/"),
-    re.compile(r"^.*/\.cargo/git/checkouts/[^/]+/[^/]+/"),
-    re.compile(r"^.*/\.rustup/toolchains/[^/]+/lib/rustlib/src/rust/"),
-)
-
-
-def strip_generics(name: str) -> str:
-    """Drops generic arguments: ``Vec<T>::push::<u8>`` → ``Vec::push``.
-
-    A ``<`` that opens a qualified path (``<X as Trait>::f``, at the start of a
-    segment) is kept, with the generics inside it dropped.
-    """
-    if "<" not in name:
-        return name
-    out: list[str] = []
-    last = ""
-    i = 0
-    while True:
-        j = name.find("<", i)
-        if j < 0:
-            out.append(name[i:])
-            return "".join(out)
-        if j > i:
-            out.append(name[i:j])
-            last = name[j - 1]
-        turbofish = name.endswith("::", 0, j)
-        if turbofish or (last and (last.isalnum() or last in "_>}]")):
-            if turbofish and out and out[-1].endswith("::"):
-                out[-1] = out[-1][:-2]
-                last = out[-1][-1:] if out[-1] else ""
-            i = _matching(name, j) + 1
-        else:
-            out.append("<")
-            last = "<"
-            i = j + 1
-
-
-_ANGLE_RE = re.compile(r"<|(?<!-)>")
-
-
-def _matching(text: str, start: int) -> int:
-    """Index of the ``>`` closing the ``<`` at ``start`` (``->`` is not a bracket)."""
-    depth = 0
-    for m in _ANGLE_RE.finditer(text, start):
-        if m.group() == "<":
-            depth += 1
-        else:
-            depth -= 1
-            if depth == 0:
-                return m.start()
-    return len(text) - 1
-
-
-def normalize_function(name: str) -> str:
-    """The stable spelling of a function name: no hash, no generics, one closure form."""
-    name = SYMBOL_HASH_RE.sub("", name.strip())
-    name = _CLOSURE_RE.sub("{closure}", name)
-    if "<" in name:
-        name = strip_generics(name)
-    return name
-
-
-def normalize_path(path: str) -> str:
-    """Drops the machine-specific prefix of a source path (toolchain, registry, checkout)."""
-    for regex in _ABS_PREFIX_RES:
-        path = regex.sub("", path)
-    return path
-
-
-def _root_crate(name: str) -> str | None:
-    """The crate a (normalized) qualified name belongs to, judged by its self type."""
-    if name.startswith("<"):
-        end = _matching(name, 0)
-        inner = name[1:end]
-        self_type, _, trait = inner.partition(" as ")
-        self_type = self_type.lstrip("&*").removeprefix("mut ").removeprefix("dyn ").strip()
-        root = re.split(r"::|<|\[|\(| ", self_type, maxsplit=1)[0]
-        generic_param = len(root) <= 2 and root[:1].isupper()
-        if not root or root in _PRIMITIVES or generic_param or self_type[:1] in "[(":
-            # Methods of primitives (`<str>::to_lowercase`) are std's; a trait
-            # impl for one belongs to the trait's crate.
-            return (_root_crate(trait.strip()) if trait else None) or "core"
-        return root
-    head = re.split(r"::|<", name, maxsplit=1)[0]
-    return head or None
+"""Joins workspace frames of a deeper key, innermost first: ``a ← b`` is "a, called from b"."""
+BOUNDARY = " → "
+"""Joins the workspace function and the dependency entry point it called."""
+KEYS = ("workspace", "innermost")
+"""The kinds of key: at the workspace boundary (default), or the innermost non-std frames."""
+DETAILED = 200
+"""Sites per metric, by rank, that get a location and a display stack."""
 
 
 @dataclass(frozen=True)
@@ -210,12 +72,29 @@ class FoldOptions:
     """How stacks fold into callsites."""
 
     depth: int = 1
-    """How many user frames make the key."""
+    """How many workspace (or, with innermost keys, user) frames make the key."""
     skip: tuple[str, ...] = ()
     """Extra regular expressions: matching frames are treated as plumbing."""
+    keys: str = "workspace"
+    """``workspace`` or ``innermost``."""
+    workspace: Workspace | None = None
+    """The user's crates; None: inferred from the profile's command."""
+    binary: Path | None = None
+    """The profiled binary, for names from its debug info; None: the program in
+    the profile's command, when it still exists and matches the profile."""
+    symbolize: bool = True
+    """Whether to read names from the binary's debug info at all."""
     harness: bool = False
-    """A #[test] workload: libtest's frames are plumbing, and program points with
-    no user frame key as ``harness.HARNESS_KEY`` (see allocgate/harness.py)."""
+    """A #[test] workload: libtest's frames are plumbing, and program points with no
+    workspace or dependency frame key as ``harness.HARNESS_KEY`` (allocgate/harness.py)."""
+
+    def __post_init__(self) -> None:
+        from allocgate.errors import ConfigError
+        from allocgate.schema import regex
+
+        # Each pattern on its own: joined, 'a)|(b' would compile and mean something else.
+        for i, pattern in enumerate(self.skip):
+            regex(pattern, ConfigError, "skip", f"pattern {i + 1}")
 
     def skip_regex(self) -> re.Pattern[str] | None:
         return re.compile("|".join(f"(?:{p})" for p in self.skip)) if self.skip else None
@@ -228,307 +107,432 @@ class Callsite:
     key: str
     metrics: dict[str, int]
     location: str | None = None
-    """``file:line`` of the innermost user frame of the largest program point."""
+    """``file:line`` of the key's frame in the largest program point."""
     stack: tuple[str, ...] = ()
     """The largest program point's frames, allocator frames trimmed, for display."""
     points: int = 1
     """How many program points folded into this callsite."""
+    outside: bool = False
+    """No frame of the workspace: keyed by its first non-std frame."""
+    unresolved: bool = False
+    """An inlined frame below the key could not be named (no debug info at
+    hand): the allocation may belong to it rather than to the key's function."""
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One frame-table entry (and the inline chain it stands for), summarised."""
+
+    workspace: tuple[str, ...]
+    """Workspace function names, innermost first, consecutive repeats dropped."""
+    entry: str | None
+    """The outermost dependency frame before the first workspace frame."""
+    dependency: str | None
+    """The outermost dependency frame (used when there is no workspace frame)."""
+    user: tuple[str, ...]
+    """Innermost keys: workspace and dependency names, innermost first."""
+    fallback: tuple[str | None, str | None, str | None]
+    """First dependency, std and foreign names: keys of points outside the workspace."""
+    unresolved_before: bool
+    """An unnamed Rust frame (short name, unknown crate) comes before any workspace frame."""
+
+
+_NOTHING = _Step((), None, None, (), (None, None, None), False)
+_UNSEEN = _Step((), None, None, (), (None, None, None), False)
+"""Marks a frame not classified yet (compared by identity)."""
+
+
 class FrameTable:
-    """Per-frame facts the fold needs, computed once per profile."""
+    """Per-frame facts the fold needs, computed once per frame on first use."""
 
-    frames: Sequence[Frame]
-    user: list[str | None] = field(default_factory=list)
-    """Normalized name of each frame when it is user code, else None."""
-    fallback: list[str | None] = field(default_factory=list)
-    """Normalized name for stacks with no user frame (allocator entry points: None)."""
-    weak: list[bool] = field(default_factory=list)
-    prints: list[int] | None = None
-    """A content hash of each frame, built on first need (see ``fingerprint``)."""
-    """Fallback names that are only a second choice (unqualified C or inlined names)."""
-    harness: bool = False
-    """See `FoldOptions.harness`."""
+    def __init__(
+        self,
+        frames: Sequence[Frame],
+        options: FoldOptions,
+        workspace: Workspace | None,
+        expanded: Sequence[tuple[Frame, ...]] | None = None,
+    ) -> None:
+        self.frames = frames
+        self.expanded = expanded
+        self.classifier = Classifier(workspace, options.skip_regex())
+        self.workspace_keys = options.keys == "workspace" and bool(
+            workspace is not None and workspace.crates
+        )
+        self.steps: list[_Step | None] = [None] * len(frames)
+        self.fast: list[Any] = [_UNSEEN] * len(frames)
+        self.flags: dict[str, tuple[bool, bool]] = {}
+        self._joined: dict[tuple[str, str], str] = {}
+        self._facts: dict[Frame, FrameFacts] = {}
+        self._prints: list[int | None] = [None] * len(frames)
+        self.harness = options.harness
 
-    @classmethod
-    def build(cls, frames: Sequence[Frame], options: FoldOptions) -> FrameTable:
-        skip = options.skip_regex()
-        normalized = [normalize_function(f.function) for f in frames]
-        # Normalizing dropped the generics, so a "::" left is a path separator.
-        qualified = ["::" in n for n in normalized]
-        plumbing = [_is_plumbing(f, n, q, skip) for f, n, q in zip(frames, normalized, qualified)]
-        # Inlined frames share their physical frame's address. An unqualified
-        # name (Valgrind prints inlined frames by their short DWARF name) is user
-        # code when its address group holds user code or std generics compiled
-        # into the user's crate (`library/...` paths), and plumbing inside a
-        # precompiled std function.
-        groups: dict[int, list[int]] = {}
-        for i, f in enumerate(frames):
-            if f.address is not None:
-                groups.setdefault(f.address, []).append(i)
-        user: list[str | None] = []
-        fallback: list[str | None] = []
-        runtime: list[int] = []
-        for i, f in enumerate(frames):
-            name = normalized[i]
-            # An address is no name: it differs in every run (ASLR).
-            unnamed = name in ("???", "") or name.startswith("0x")
-            fallback.append(None if unnamed or _is_allocator(f.function, name) else name)
-            if fallback[-1] is not None and not qualified[i]:
-                runtime.append(i)
-            if plumbing[i]:
-                if f.function == "UnknownInlinedFun" and f.file and not _STD_FILE_RE.search(f.file):
-                    # Valgrind names some inlined user closures only by file;
-                    # the caller's generics still name the closure's owner.
-                    members = groups.get(f.address, [i]) if f.address is not None else [i]
-                    user.append(
-                        _resolve_inlined(
-                            i,
-                            "{closure}",
-                            members,
-                            frames,
-                            normalized,
-                            qualified,
-                            plumbing,
-                            closure_only=True,
-                        )
-                    )
-                    continue
-                user.append(None)
+    def chain(self, index: int) -> tuple[Frame, ...]:
+        """The frames one table entry stands for (more than one once symbolized)."""
+        return self.expanded[index] if self.expanded is not None else (self.frames[index],)
+
+    def facts(self, frame: Frame) -> FrameFacts:
+        found = self._facts.get(frame)
+        if found is None:
+            found = self._facts[frame] = self.classifier.facts(frame)
+            if self.harness and found.kind != WORKSPACE:
+                from allocgate.harness import is_harness_frame
+
+                if is_harness_frame(name_crate(found.name), frame.file):
+                    found = self._facts[frame] = FrameFacts(PLUMBING, found.name, False)
+        return found
+
+    def step(self, index: int) -> _Step:
+        step = self.steps[index]
+        if step is None:
+            step = self.steps[index] = self._summarise(self.chain(index))
+        return step
+
+    def _summarise(self, chain: tuple[Frame, ...]) -> _Step:
+        if not chain:
+            return _NOTHING
+        workspace: list[str] = []
+        user: list[str] = []
+        entry = dependency = None
+        first: list[str | None] = [None, None, None]
+        unresolved = False
+        classify = self.classifier.facts
+        for frame in chain:
+            facts = classify(frame)
+            kind = facts.kind
+            if kind == PLUMBING:
                 continue
-            if qualified[i]:
-                user.append(name)
-                continue
-            members = groups.get(f.address, [i]) if f.address is not None else [i]
-            resolved = _resolve_inlined(i, name, members, frames, normalized, qualified, plumbing)
-            user.append(resolved)
-        if options.harness:
-            from allocgate.harness import is_harness_frame
+            if kind == WORKSPACE:
+                if not workspace:
+                    entry = dependency
+                if not workspace or workspace[-1] != facts.name:
+                    workspace.append(facts.name)
+            elif kind == DEPENDENCY:
+                dependency = facts.name
+                if first[0] is None:
+                    first[0] = facts.name
+            elif kind == STD:
+                if first[1] is None:
+                    first[1] = facts.name
+            elif kind == FOREIGN:
+                if first[2] is None:
+                    first[2] = facts.name
+                # A short name in Rust source that is neither a generic
+                # instantiation nor a closure: an inlined function whose crate
+                # is unknown (no debug info at hand); it may be the user's.
+                if (
+                    not workspace
+                    and frame.file
+                    and frame.file.endswith(".rs")
+                    and "<" not in frame.function
+                    and "{" not in frame.function
+                ):
+                    unresolved = True
+            if kind in (WORKSPACE, DEPENDENCY) and (not user or user[-1] != facts.name):
+                user.append(facts.name)
+        return _Step(
+            tuple(workspace),
+            entry,
+            None if workspace else dependency,
+            tuple(user),
+            (first[0], first[1], first[2]),
+            unresolved,
+        )
 
-            for i, kept in enumerate(user):
-                if kept is not None and is_harness_frame(_root_crate(kept), frames[i].file):
-                    user[i] = None
-        # Stacks without user code are named by their first qualified frame
-        # (``std::io::stdio::stdout``), falling back to C names (``getdelim``).
-        unqualified = [False] * len(frames)
-        for i in runtime:
-            unqualified[i] = True
-        return cls(frames, user, fallback, unqualified, harness=options.harness)
-
-    def key(self, stack: Iterable[int], depth: int) -> str:
+    def key(self, stack: Iterable[int], depth: int = 1) -> str:
         """The callsite key of one stack (frame indices, innermost first)."""
-        names: list[str] = []
-        first_fallback: str | None = None
-        weak_fallback: str | None = None
-        user = self.user
-        for index in stack:
-            name = user[index]
-            if name is not None:
-                if not names or names[-1] != name:
-                    names.append(name)
-                    if len(names) == depth:
-                        break
-            elif first_fallback is None:
-                candidate = self.fallback[index]
-                if candidate is None:
-                    continue
-                if not self.weak[index]:
-                    first_fallback = candidate
-                elif weak_fallback is None:
-                    weak_fallback = candidate
-        if names:
-            return KEY_SEPARATOR.join(names)
-        if self.harness:
-            from allocgate.harness import HARNESS_KEY
+        if self.workspace_keys:
+            return self._boundary_key(stack, depth)
+        return self._innermost_key(stack, depth)
 
+    def passing(self, index: int) -> _Step | None:
+        """The entry's step, or None when a depth-1 boundary key walks straight
+        past it (no workspace or dependency frame, nothing unresolved): most of
+        the frames above the user's code (allocator, std internals)."""
+        step = self.step(index)
+        if step.workspace or step.dependency is not None or step.unresolved_before:
+            self.fast[index] = step
+            return step
+        self.fast[index] = None
+        return None
+
+    def _join(self, pair: tuple[str, str]) -> str:
+        key = self._joined[pair] = f"{pair[0]}{BOUNDARY}{pair[1]}"
+        return key
+
+    def _boundary_key(self, stack: Iterable[int], depth: int) -> str:
+        steps = self.steps
+        names: list[str] = []
+        dependency: str | None = None
+        entry: str | None = None
+        unresolved = False
+        fallback: list[str | None] = [None, None, None]
+        for index in stack:
+            step = steps[index] or self.step(index)
+            if step.workspace:
+                if not names:
+                    entry = step.entry or dependency
+                    unresolved = unresolved or step.unresolved_before
+                if _extend(names, step.workspace, depth):
+                    break
+                continue
+            if names:
+                continue
+            unresolved = unresolved or step.unresolved_before
+            if step.dependency is not None:
+                dependency = step.dependency
+            _first(fallback, step.fallback)
+        if names:
+            key = KEY_SEPARATOR.join(names)
+            if entry is not None:
+                key = f"{key}{BOUNDARY}{entry}"
+            if unresolved or key not in self.flags:
+                self.flags[key] = (False, unresolved)
+            return key
+        if self.harness and fallback[0] is None:
             return HARNESS_KEY
-        return first_fallback or weak_fallback or "[allocator]"
+        key = fallback[0] or fallback[1] or fallback[2] or "[allocator]"
+        self.flags.setdefault(key, (True, False))
+        return key
+
+    def _innermost_key(self, stack: Iterable[int], depth: int = 1) -> str:
+        steps = self.steps
+        names: list[str] = []
+        fallback: list[str | None] = [None, None, None]
+        for index in stack:
+            step = steps[index] or self.step(index)
+            if _extend(names, step.user, depth):
+                break
+            if not names:
+                _first(fallback, step.fallback)
+        if names:
+            key = KEY_SEPARATOR.join(names)
+            self.flags.setdefault(key, (False, False))
+            return key
+        if self.harness and fallback[0] is None:
+            return HARNESS_KEY
+        key = fallback[1] or fallback[0] or fallback[2] or "[allocator]"
+        self.flags.setdefault(key, (True, False))
+        return key
+
+    # --- for the sites that are shown ------------------------------------------
 
     def fingerprint(self, stack: Sequence[int]) -> int:
         """A number that depends only on the frames' text, never on their order in
         the file or their addresses: ties between equally large program points are
         broken by it, so every run picks the same representative stack."""
-        if self.prints is None:
-            self.prints = [
-                int.from_bytes(
-                    hashlib.blake2b(describe_frame(f).encode(), digest_size=8).digest(), "big"
-                )
-                for f in self.frames
-            ]
-        return sum(map(self.prints.__getitem__, stack))
-
-    def location(self, stack: Iterable[int]) -> str | None:
+        prints = self._prints
+        total = 0
         for index in stack:
-            if self.user[index] is not None:
-                f = self.frames[index]
-                if f.file:
-                    return normalize_path(f.file) + (f":{f.line}" if f.line else "")
-                return None
+            value = prints[index]
+            if value is None:
+                text = "|".join(describe(f, self.classifier) for f in self.chain(index))
+                digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+                value = prints[index] = int.from_bytes(digest, "big")
+            total += value
+        return total
+
+    def _flat(self, stack: Sequence[int]) -> list[Frame]:
+        return [frame for index in stack for frame in self.chain(index)]
+
+    def location(self, stack: Sequence[int]) -> str | None:
+        """Where the key's frame is: the first workspace frame (innermost keys:
+        the first user frame; outside the workspace: the first named frame)."""
+        frames = self._flat(stack)
+        order = (
+            ((WORKSPACE,), (DEPENDENCY,), (STD,), (FOREIGN,))
+            if self.workspace_keys
+            else ((WORKSPACE, DEPENDENCY), (STD,), (FOREIGN,))
+        )
+        for kinds in order:
+            for frame in frames:
+                if self.facts(frame).kind in kinds:
+                    return self.classifier.location(frame)
         return None
 
     def display_stack(self, stack: Sequence[int], limit: int = 16) -> tuple[str, ...]:
         """Frames for people: the few std frames that show *how* the user code
-        allocated (``with_capacity``, ``clone``), then the user frames down to the
-        last one; allocator entry points and the runtime below ``main`` are cut."""
-        users = [i for i, index in enumerate(stack) if self.user[index] is not None]
-        if users:
-            start = max(users[0] - 4, 0)
-            end = users[-1] + 1
+        allocated (``with_capacity``, ``clone``), then the frames down to the last
+        workspace one; allocator entry points and the runtime below ``main`` are cut."""
+        frames = self._flat(stack)
+        kinds = [self.facts(f).kind for f in frames]
+        mine = [i for i, k in enumerate(kinds) if k == WORKSPACE] or [
+            i for i, k in enumerate(kinds) if k == DEPENDENCY
+        ]
+        if mine:
+            start, end = max(mine[0] - 4, 0), mine[-1] + 1
         else:
-            start, end = 0, len(stack)
+            start, end = 0, len(frames)
         out: list[str] = []
-        for index in stack[start:end]:
-            if not out and self.fallback[index] is None:
+        for frame, kind in zip(frames[start:end], kinds[start:end]):
+            if not out and kind == PLUMBING:
                 continue
-            out.append(describe_frame(self.frames[index]))
+            out.append(describe(frame, self.classifier))
             if len(out) == limit:
                 break
         return tuple(out)
 
 
-_CLOSURE_ENV_RE = re.compile(r"(?<![\w:}])([A-Za-z_][\w:]*)::\{closure_env#\d+\}")
-
-
-def _resolve_inlined(
-    i: int,
-    name: str,
-    members: list[int],
-    frames: Sequence[Frame],
-    normalized: list[str],
-    qualified: list[bool],
-    plumbing: list[bool],
-    closure_only: bool = False,
-) -> str | None:
-    """Names an unqualified (inlined) frame, or None when it is plumbing.
-
-    Valgrind prints inlined frames by their short DWARF name. A closure is named
-    after the function its environment type belongs to, which the caller's
-    generic arguments spell out (``call_once<(&str), reqctx::f::{closure_env#0}>``).
-    Any other short name is user code only when inlined into a user function,
-    whose module path it borrows (dhat-rs prints that path; Valgrind drops it).
-    """
-    if name.startswith("0x"):
-        return None
-    if name.startswith("{closure"):
-        later = [m for m in members if m > i]
-        for m in later:
-            env = _CLOSURE_ENV_RE.search(frames[m].function)
-            if env is not None:
-                owner_name = env.group(1)
-                if _root_crate(owner_name) in _STD_CRATES:
-                    return None
-                return f"{owner_name}::{{closure}}"
-    if closure_only:
-        return None
-    owner = next((m for m in members if qualified[m] and not plumbing[m]), None)
-    if owner is None:
-        return None
-    module = normalized[owner].rsplit("::", 1)[0] if "::" in normalized[owner] else ""
-    return f"{module}::{name}" if module else name
-
-
-def describe_frame(frame: Frame) -> str:
-    name = SYMBOL_HASH_RE.sub("", frame.function)
-    if frame.file:
-        where = normalize_path(frame.file) + (f":{frame.line}" if frame.line else "")
-        return f"{name} ({where})"
-    if frame.object:
-        return f"{name} (in {frame.object.rsplit('/', 1)[-1]})"
-    return name
-
-
-def _is_allocator(raw: str, name: str) -> bool:
-    return (
-        raw in _ALLOCATOR_NAMES
-        or name in _ALLOCATOR_NAMES
-        or name.startswith(_PLUMBING_PREFIXES)
-        or name.startswith(("<dhat::Alloc", "dhat::"))
-        or name.startswith("<alloc::alloc::Global")
-        or name.startswith("alloc::alloc::")
-    )
-
-
-def _is_plumbing(frame: Frame, name: str, qualified: bool, skip: re.Pattern[str] | None) -> bool:
-    if _is_allocator(frame.function, name):
-        return True
-    if skip is not None and (skip.search(name) or skip.search(frame.function)):
-        return True
-    if frame.file and _STD_FILE_RE.search(frame.file):
-        return True
-    if name in ("???", "") or name.startswith("0x"):
-        return True
-    if qualified:
-        return _root_crate(name) in _STD_CRATES
+def _extend(names: list[str], more: Iterable[str], depth: int) -> bool:
+    """Appends names (consecutive repeats dropped) until there are ``depth``;
+    whether there are."""
+    for name in more:
+        if not names or names[-1] != name:
+            names.append(name)
+            if len(names) == depth:
+                return True
     return False
 
 
-class Folder:
-    """Sums program points into callsites; the hot loop of every loader.
+def _first(found: list[str | None], candidates: Iterable[str | None]) -> None:
+    """Keeps, per position, the first name seen."""
+    for i, candidate in enumerate(candidates):
+        if candidate is not None and found[i] is None:
+            found[i] = candidate
 
-    ``sites`` maps a key to ``[metric values…, points, best, best_stack,
-    best_fingerprint]``:
-    plain lists, so a loader's inner loop can update them without a call.
-    """
+
+class _Site:
+    """One callsite's running sums and its largest program point."""
+
+    __slots__ = ("best", "fingerprint", "points", "stack", "values")
+
+    def __init__(self, values: list[int], stack: Sequence[int]) -> None:
+        self.values = values
+        self.points = 1
+        self.best = values[0]
+        self.stack = stack
+        self.fingerprint: int | None = None
+
+
+class Folder:
+    """Sums a stream of program points into callsites."""
 
     def __init__(self, table: FrameTable, metrics: Sequence[str], depth: int) -> None:
         self.table = table
         self.metrics = tuple(metrics)
         self.depth = depth
-        self.sites: dict[str, list[Any]] = {}
+        self.sites: dict[str, _Site] = {}
 
     def add(self, stack: Sequence[int], values: Sequence[int]) -> None:
         """One program point: ``values`` in the order of ``metrics``; first is the rank."""
-        key = self.table.key(stack, self.depth)
-        acc = self.sites.get(key)
-        n = len(self.metrics)
-        if acc is None:
-            self.sites[key] = [*values, 1, values[0], stack, None]
-            return
-        for i in range(n):
-            acc[i] += values[i]
-        acc[n] += 1
-        if values[0] > acc[n + 1]:
-            acc[n + 1] = values[0]
-            acc[n + 2] = stack
-            acc[n + 3] = None
-        elif values[0] == acc[n + 1]:
-            break_tie(self.table, acc, n + 2, stack)
+        self.add_all(((stack, values),))
+
+    def add_all(self, points: Iterable[tuple[Sequence[int], Sequence[int]]]) -> None:
+        """Program points as the loader reads them: (frame indices, metric values)."""
+        self.add_batches((points,))
+
+    def add_batches(self, batches: Iterable[Iterable[tuple[Sequence[int], Sequence[int]]]]) -> None:
+        """The stream of program points, in batches as a loader decodes them.
+
+        The hot loop of every loader. With workspace keys at depth 1 the key
+        search is inlined: per program point only the frames up to the first
+        workspace frame are looked at, most with one list lookup (see
+        FrameTable.passing)."""
+        table = self.table
+        depth = self.depth
+        inline = table.workspace_keys and depth == 1
+        fast = table.fast
+        flags = table.flags
+        joined = table._joined
+        sites = self.sites
+        metric_range = range(len(self.metrics))
+        for batch in batches:
+            for stack, values in batch:
+                if inline:
+                    dependency = None
+                    unresolved = False
+                    for index in stack:
+                        step = fast[index]
+                        if step is None:
+                            continue
+                        if step is _UNSEEN:
+                            step = table.passing(index)
+                            if step is None:
+                                continue
+                        if step.workspace:
+                            entry = step.entry or dependency
+                            if entry is None:
+                                key = step.workspace[0]
+                            else:
+                                pair = (step.workspace[0], entry)
+                                key = joined.get(pair) or table._join(pair)
+                            if unresolved or step.unresolved_before:
+                                flags[key] = (False, True)
+                            elif key not in flags:
+                                flags[key] = (False, False)
+                            break
+                        if step.dependency is not None:
+                            dependency = step.dependency
+                        if step.unresolved_before:
+                            unresolved = True
+                    else:
+                        key = table._boundary_key(stack, 1)
+                else:
+                    key = table.key(stack, depth)
+                site = sites.get(key)
+                if site is None:
+                    sites[key] = _Site(list(values), stack)
+                    continue
+                sums = site.values
+                for i in metric_range:
+                    sums[i] += values[i]
+                site.points += 1
+                rank = values[0]
+                if rank > site.best:
+                    site.best = rank
+                    site.stack = stack
+                    site.fingerprint = None
+                elif rank == site.best:
+                    mine = table.fingerprint(stack)
+                    theirs = site.fingerprint
+                    if theirs is None:
+                        theirs = site.fingerprint = table.fingerprint(site.stack)
+                    if mine > theirs:
+                        site.stack = stack
+                        site.fingerprint = mine
 
     @property
     def points(self) -> int:
-        n = len(self.metrics)
-        return sum(acc[n] for acc in self.sites.values())
+        return sum(site.points for site in self.sites.values())
 
     def totals(self) -> dict[str, int]:
-        return {m: sum(acc[i] for acc in self.sites.values()) for i, m in enumerate(self.metrics)}
+        return {
+            m: sum(site.values[i] for site in self.sites.values())
+            for i, m in enumerate(self.metrics)
+        }
 
     def callsites(self) -> tuple[Callsite, ...]:
         table = self.table
-        n = len(self.metrics)
-        sites = [
-            Callsite(
-                key=key,
-                metrics=dict(zip(self.metrics, acc[:n])),
-                location=table.location(acc[n + 2]),
-                stack=table.display_stack(acc[n + 2]),
-                points=acc[n],
+        keys = list(self.sites)
+        # Locations and stacks only for the sites a report or baseline can hold.
+        detailed: set[str] = set()
+        for i in range(len(self.metrics)):
+            ranked = sorted(keys, key=lambda k: (-self.sites[k].values[i], k))
+            detailed.update(ranked[:DETAILED])
+        out = []
+        for key, site in self.sites.items():
+            outside, unresolved = table.flags.get(key, (False, False))
+            show = key in detailed
+            out.append(
+                Callsite(
+                    key=key,
+                    metrics=dict(zip(self.metrics, site.values)),
+                    location=table.location(site.stack) if show else None,
+                    stack=table.display_stack(site.stack) if show else (),
+                    points=site.points,
+                    outside=outside,
+                    unresolved=unresolved,
+                )
             )
-            for key, acc in self.sites.items()
-        ]
-        return tuple(sort_callsites(sites, self.metrics[0]))
+        return tuple(sort_callsites(out, self.metrics[0]))
 
 
-def break_tie(table: FrameTable, acc: list[Any], at: int, stack: Sequence[int]) -> None:
-    """Between two equally large program points keep the larger fingerprint;
-    ``acc[at]`` is the kept stack, ``acc[at + 1]`` its fingerprint (or None)."""
-    mine = table.fingerprint(stack)
-    theirs = acc[at + 1]
-    if theirs is None:
-        theirs = acc[at + 1] = table.fingerprint(acc[at])
-    if mine > theirs:
-        acc[at] = stack
-        acc[at + 1] = mine
+OUTSIDE_MARK = " (outside the workspace)"
+"""Follows the key of a site with no workspace frame, in every report."""
+
+
+def display_key(key: str, outside: bool) -> str:
+    """A key as reports show it: marked when it lies outside the workspace."""
+    return key + OUTSIDE_MARK if outside else key
 
 
 def sort_callsites(sites: Iterable[Callsite], metric: str) -> list[Callsite]:

@@ -94,7 +94,7 @@ def build_command(
 def parse_test_binaries(messages: str) -> list[TestBinary]:
     """The test executables among cargo's JSON messages, library first, then by name."""
     found: dict[Path, TestBinary] = {}
-    for msg in executables(messages):
+    for msg in executables(messages.splitlines()):
         if not (msg.get("profile") or {}).get("test"):
             continue
         target = msg.get("target") or {}

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from allocgate import __version__
+from allocgate.github.redact import register_secret
+from allocgate.messages import error_line, one_line
 from allocgate.report import EXIT_ERROR
 from allocgate.settings import Settings, add_options
 
@@ -25,11 +27,11 @@ if TYPE_CHECKING:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, like every other allocgate error, not argparse's usage dump.
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_ERROR, error_line(self.prog, f"{message} (see --help)") + "\n")
 
 
 _WORKLOADS: dict[str, Any] = {"nargs": "*", "metavar": "WORKLOAD", "help": "default: all"}
-_COMMENT = ("comment-mode", "comment-id", "pr", "token-env")
+_COMMENT = ("comment-mode", "comment-id", "pr", "token-env", "github-timeout")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,12 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="the top callsites of one profile")
     show.add_argument("profile", type=Path, metavar="PROFILE")
     add_options(show.add_argument, "top", "metric", "depth", "skip", "format")
+    add_options(show.add_argument, "keys", "workspace", "binary")
 
     diff = sub.add_parser("diff", help="compare two profiles or baselines")
     diff.add_argument("before", type=Path, metavar="BEFORE", help="profile or baseline file")
     diff.add_argument("after", type=Path, metavar="AFTER", help="profile or baseline file")
     add_options(diff.add_argument, "workload", "metric", "top", "threshold", "depth", "skip")
-    add_options(diff.add_argument, "format")
+    add_options(diff.add_argument, "format", "keys", "workspace", "binary")
 
     bless = sub.add_parser(
         "bless", help="build, run and record the baseline (or record it from --profile)"
@@ -77,13 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --profile: the baseline file (default allocgate-baseline.yml)",
     )
     add_options(bless.add_argument, "workload", "top", "depth", "skip", "quiet")
+    add_options(bless.add_argument, "keys", "workspace", "binary")
     add_options(bless.add_argument, "reason", "from-comment", "token-env")
 
     check = sub.add_parser("check", help="build, run and compare workloads with the baseline")
     check.add_argument("workloads", **_WORKLOADS)
     add_options(check.add_argument, "config", "report-json", "report-md", "keep-profiles")
     add_options(check.add_argument, "threshold")
-    add_options(check.add_argument, "shard", "format", "quiet", "strict", "comment", *_COMMENT)
+    add_options(
+        check.add_argument, "shard", "format", "quiet", "strict", "comment", "keys", *_COMMENT
+    )
     add_options(check.add_argument, "require-reason", "base")
 
     show_baseline = sub.add_parser(
@@ -94,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="build, run and show the top callsites without comparing")
     run.add_argument("workloads", **_WORKLOADS)
-    add_options(run.add_argument, "config", "keep-profiles", "top", "format", "quiet")
+    add_options(run.add_argument, "config", "keep-profiles", "top", "format", "quiet", "keys")
 
     merge = sub.add_parser("merge", help="combine partial (sharded) JSON reports into one")
     merge.add_argument("reports", nargs="+", type=Path, metavar="REPORT")
@@ -215,7 +221,7 @@ def _finish(outcome: Outcome, settings: Settings) -> int:
 
     _print_outcome(outcome, settings.format)
     for note in outcome.notes:
-        print(f"allocgate: warning: {note}", file=sys.stderr)
+        print(f"allocgate: warning: {one_line(note)}", file=sys.stderr)
     api.write_reports(outcome, settings)
     return outcome.exit_code
 
@@ -226,7 +232,7 @@ def cmd_run(settings: Settings) -> int:
     failed = False
     for w, measured in api.measure_each(settings):
         if isinstance(measured, Exception):
-            print(f"allocgate: error: {measured}", file=sys.stderr)
+            print(error_line("allocgate", measured), file=sys.stderr)
             failed = True
             continue
         profile = measured.profile
@@ -276,18 +282,28 @@ COMMANDS: dict[str, Callable[[Settings], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     from allocgate.errors import AllocgateError
 
+    # Masked in every message from the start, whichever command runs.
+    register_secret(os.environ.get("GITHUB_TOKEN"))
     parser = build_parser()
     args = parser.parse_args(argv)
+    register_secret(os.environ.get(getattr(args, "token_env", None) or "GITHUB_TOKEN"))
     try:
         return COMMANDS[args.command](Settings.from_args(args))
     except AllocgateError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"allocgate: error: {exc}", file=sys.stderr)
+        print(error_line("allocgate", exc), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("allocgate: interrupted", file=sys.stderr)
         return 130
+    except (RecursionError, MemoryError, ValueError, TypeError, OverflowError, KeyError) as exc:
+        # A bug, not bad input (bad input is an AllocgateError): still one line, exit 2.
+        if args.debug:
+            traceback.print_exc()
+        what = f"internal error: {type(exc).__name__}: {exc}"
+        print(error_line("allocgate", f"{what} (rerun with --debug for details)"), file=sys.stderr)
+        return EXIT_ERROR
     except BrokenPipeError:
         # `allocgate show | head`: the reader went away; that is not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

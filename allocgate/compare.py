@@ -49,6 +49,8 @@ class SiteDelta:
     stack: tuple[str, ...] = ()
     rank: int | None = None
     """1-based rank in the current profile by the rank metric."""
+    outside: bool = False
+    """Keyed outside the workspace (no frame of the user's crates)."""
 
     @property
     def is_regression(self) -> bool:
@@ -129,6 +131,7 @@ def _site_dict(s: SiteDelta) -> dict[str, Any]:
         "location": s.location,
         "stack": list(s.stack),
         "rank": s.rank,
+        "outside": s.outside,
     }
 
 
@@ -142,6 +145,7 @@ def _site_from(d: Mapping[str, Any]) -> SiteDelta:
         location=d.get("location"),
         stack=tuple(d.get("stack") or ()),
         rank=d.get("rank"),
+        outside=bool(d.get("outside", False)),
     )
 
 
@@ -215,6 +219,7 @@ def compare(
                 location=shown.location,
                 stack=(c.stack if c else ()),
                 rank=cur_rank.get(key),
+                outside=shown.outside,
             )
         )
     t_status, t_regressed = _judge(baseline.totals, current.totals, settings)

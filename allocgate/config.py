@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from allocgate import profilers
-from allocgate.callsites import FoldOptions
+from allocgate.callsites import KEYS, FoldOptions
 from allocgate.compare import GateSettings
 from allocgate.errors import ConfigError
 from allocgate.metrics import METRIC_NAMES, METRICS
 from allocgate.quantities import Tolerance, parse_duration, parse_threshold_value
+from allocgate.schema import argument, environment, regex, show
+from allocgate.schema import text as plain_text
 from allocgate.settings import DEFAULT_BASELINE
 from allocgate.yaml_doc import parse_yaml
 
@@ -35,6 +37,7 @@ _SETTING_KEYS = {
     "timeout",
     "depth",
     "skip",
+    "keys",
 }
 _WORKLOAD_KEYS = _SETTING_KEYS | {
     "manifest",
@@ -153,6 +156,9 @@ def _read_pyproject(path: Path, text: str) -> Any:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # A number too long for int() or tables nested too deep.
+        raise ConfigError(f"{path}: invalid TOML: {type(exc).__name__}: {exc}") from None
     section = doc.get("tool", {}).get("allocgate")
     if section is None:
         raise ConfigError(f"{path}: no [tool.allocgate] table")
@@ -183,10 +189,11 @@ def parse_config(path: Path, doc: Any) -> Config:
     root = path.parent
     baseline = doc.get("baseline", DEFAULT_BASELINE)
     if not isinstance(baseline, str) or not baseline:
-        raise where.error("baseline", f"expected a file path, got {baseline!r}")
+        raise where.error("baseline", f"expected a file path, got {show(baseline)}")
+    plain_text(baseline, ConfigError, path, "baseline")
     require_reason = doc.get("require_reason", False)
     if not isinstance(require_reason, bool):
-        raise where.error("require_reason", f"expected true or false, got {require_reason!r}")
+        raise where.error("require_reason", f"expected true or false, got {show(require_reason)}")
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, Mapping):
         raise where.error("defaults", "expected a mapping")
@@ -201,8 +208,9 @@ def parse_config(path: Path, doc: Any) -> Config:
         raise where.error("workloads", "expected a mapping of workload names to settings")
     result: dict[str, WorkloadConfig] = {}
     for name, entry in workloads.items():
-        if not isinstance(name, str) or not name or any(c in name for c in "/\\\0\n"):
-            raise where.error(f"workloads.{name}", "expected a plain workload name")
+        if not isinstance(name, str) or not name or any(c in name for c in "/\\"):
+            raise where.error(f"workloads.{show(name)}", "expected a plain workload name")
+        plain_text(name, ConfigError, path, f"workloads.{name}")
         result[name] = _workload(where, root, name, entry, defaults)
     return Config(
         path=path, baseline=(root / baseline), workloads=result, require_reason=require_reason
@@ -224,7 +232,9 @@ def _workload(
     manifest = _manifest(where, root, at, entry)
     key, profiler = setting("profiler", "dhat-rs")
     if profiler not in profilers.NAMES:
-        raise where.error(key, f"expected one of {', '.join(profilers.NAMES)}, got {profiler!r}")
+        raise where.error(
+            key, f"expected one of {', '.join(profilers.NAMES)}, got {show(profiler)}"
+        )
     key, cargo_profile = setting("cargo_profile", "profiling")
     _string(where, key, cargo_profile)
     features = _features(where, at, entry, defaults, profiler)
@@ -319,6 +329,7 @@ def _manifest(where: _Where, root: Path, at: str, entry: Mapping[str, Any]) -> P
     manifest = entry.get("manifest")
     if not isinstance(manifest, str) or not manifest:
         raise where.error(f"{at}.manifest", "missing: the path of the workload's Cargo.toml")
+    plain_text(manifest, ConfigError, where.path, f"{at}.manifest")
     manifest_path = (root / manifest).resolve()
     if not manifest_path.is_file():
         raise where.error(f"{at}.manifest", f"no such file: {manifest_path}")
@@ -350,18 +361,16 @@ def _target(where: _Where, at: str, entry: Mapping[str, Any]) -> tuple[str | Non
 
 def _args(where: _Where, at: str, entry: Mapping[str, Any]) -> tuple[str, ...]:
     args = entry.get("args", [])
-    if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) for a in args):
+    if not isinstance(args, list):
         raise where.error(f"{at}.args", "expected a list of strings")
-    return tuple(str(a) for a in args)
+    # A NUL byte cannot reach execve: refused here, with the key, not at the first run.
+    return tuple(
+        argument(a, ConfigError, where.path, f"{at}.args[{i}]") for i, a in enumerate(args)
+    )
 
 
 def _env(where: _Where, at: str, entry: Mapping[str, Any]) -> dict[str, str]:
-    env = entry.get("env", {})
-    if not isinstance(env, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in env.items()
-    ):
-        raise where.error(f"{at}.env", "expected a mapping of variable names to strings")
-    return {k: str(v) for k, v in env.items()}
+    return environment(entry.get("env", {}), ConfigError, where.path, f"{at}.env")
 
 
 def _cwd(where: _Where, root: Path, at: str, entry: Mapping[str, Any]) -> Path:
@@ -381,7 +390,9 @@ def _gate(where: _Where, setting: _Settings) -> GateSettings:
         raise where.error(key, "expected at least one metric")
     for m in metric_names:
         if m not in METRICS:
-            raise where.error(key, f"unknown metric {m!r} (expected: {', '.join(METRIC_NAMES)})")
+            raise where.error(
+                key, f"unknown metric {show(m)} (expected: {', '.join(METRIC_NAMES)})"
+            )
     key, threshold = setting("threshold", {})
     tolerances = _thresholds(where, key, threshold)
     return GateSettings(metrics=metric_names, top=top, tolerances=tolerances)
@@ -391,26 +402,36 @@ def _fold(where: _Where, setting: _Settings) -> FoldOptions:
     key, depth = setting("depth", 1)
     depth = _positive(where, key, depth)
     key, skip = setting("skip", [])
-    return FoldOptions(depth=depth, skip=_strings(where, key, skip))
+    skip_patterns = _strings(where, key, skip)
+    for i, pattern in enumerate(skip_patterns):
+        regex(pattern, ConfigError, where.path, f"{key}[{i}]")
+    key, keys = setting("keys", "workspace")
+    if keys not in KEYS:
+        raise where.error(key, f"expected one of {', '.join(KEYS)}, got {show(keys)}")
+    return FoldOptions(depth=depth, skip=skip_patterns, keys=keys)
 
 
 def _string(where: _Where, key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise where.error(key, f"expected a non-empty string, got {value!r}")
-    return value
+    return plain_text(value, ConfigError, where.path, key)
 
 
 def _strings(where: _Where, key: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise where.error(key, f"expected a list of strings, got {value!r}")
-    return tuple(value)
+        raise where.error(key, f"expected a list of strings, got {show(value)}")
+    return tuple(plain_text(v, ConfigError, where.path, f"{key}[{i}]") for i, v in enumerate(value))
+
+
+_MAX_SETTING = 100_000
+"""More runs, callsites or frames than anyone means; a bigger number is a typo."""
 
 
 def _positive(where: _Where, key: str, value: Any) -> int:
-    if type(value) is not int or value < 1:
-        raise where.error(key, f"expected a positive whole number, got {value!r}")
+    if type(value) is not int or not 1 <= value <= _MAX_SETTING:
+        raise where.error(
+            key, f"expected a positive whole number up to {_MAX_SETTING}, got {show(value)}"
+        )
     return value
 
 

@@ -10,6 +10,7 @@ from allocgate.profile import Profile
 from allocgate.profilers.dhat_json import load_dhat, looks_like_dhat
 from allocgate.profilers.heaptrack import load_heaptrack
 from allocgate.profilers.heaptrack_trace import looks_like_heaptrack
+from allocgate.schema import MAX_COUNT
 
 
 def sniff(path: Path) -> str:
@@ -39,7 +40,21 @@ def load_profile(path: Path, options: FoldOptions | None = None) -> Profile:
     options = options or FoldOptions()
     kind = sniff(path)
     if kind == "dhat":
-        return load_dhat(path, options)
-    if kind == "heaptrack":
-        return load_heaptrack(path, options)
-    raise ProfileError(f"{path}: this is a baseline file, not a profile")
+        profile = load_dhat(path, options)
+    elif kind == "heaptrack":
+        profile = load_heaptrack(path, options)
+    else:
+        raise ProfileError(f"{path}: this is a baseline file, not a profile")
+    check_counts(path, profile)
+    return profile
+
+
+def check_counts(path: Path, profile: Profile) -> None:
+    """Counts beyond what a 64-bit program can allocate are corruption; they would
+    also break JSON output and the baseline."""
+    for metric, total in profile.totals.items():
+        if not 0 <= total <= MAX_COUNT:
+            raise ProfileError(
+                f"{path}: the {metric} of all program points add up to more than "
+                f"{MAX_COUNT}: not a real profile"
+            )

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from allocgate.messages import one_line
+
 if TYPE_CHECKING:
     from allocgate.baseline import WorkloadBaseline
     from allocgate.config import Config, WorkloadConfig
@@ -122,7 +124,7 @@ class AllocgateSession:
         try:
             self.finish()
         except AllocgateError as exc:
-            self.bless_notes.append(f"error: {exc}")
+            self.bless_notes.append(f"error: {one_line(str(exc))}")
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
             return
         if self.unexplained and session.exitstatus == pytest.ExitCode.OK:
@@ -192,7 +194,7 @@ class WorkloadFile(pytest.File):
 
             workloads = api.configured(state.load(), state.settings)
         except AllocgateError as exc:
-            raise self.CollectError(f"allocgate: {exc}") from None
+            raise self.CollectError(f"allocgate: {one_line(str(exc))}") from None
         from allocgate.test_workloads import expand
 
         for w in workloads:
@@ -248,8 +250,8 @@ class WorkloadItem(pytest.Item):
                     preflight([w], baseline, bless_command(state.settings, [w.name]))
             measurement: Measurement = state.runner.measure(w)
         except AllocgateError as exc:
-            self._keep_error(str(exc))
-            pytest.fail(f"allocgate: {exc}", pytrace=False)
+            self._keep_error(one_line(str(exc)))
+            pytest.fail(f"allocgate: {one_line(str(exc))}", pytrace=False)
         if state.bless:
             from allocgate.report import WorkloadResult
 
@@ -313,7 +315,7 @@ def pytest_collection_modifyitems(
         path = config.invocation_params.dir / "allocgate.yml"
         collector = WorkloadFile.from_parent(session, path=path)
         report = pytest.CollectReport(
-            collector.nodeid, "failed", f"allocgate: {exc}", [], sections=[]
+            collector.nodeid, "failed", f"allocgate: {one_line(str(exc))}", [], sections=[]
         )
         config.hook.pytest_collectreport(report=report)
         return

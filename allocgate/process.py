@@ -1,10 +1,10 @@
-"""Running a process tree: its own process group, a timeout that ends the whole
-group, the tools it needs, and one progress line per step."""
+"""Running a process tree as allocgate needs it: timeouts and leftovers as errors,
+the tools it needs, and one progress line per step. The mechanics (sessions,
+/proc, bounded output, panics) are in ``proctree``."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import subprocess
@@ -13,9 +13,10 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 from allocgate.errors import WorkloadError
+from allocgate.proctree import Leftover, Panic, StartError, run_tree
 from allocgate.quantities import format_seconds
 
 TAIL_LINES = 20
@@ -67,8 +68,13 @@ class Progress:
 class Finished:
     returncode: int
     stdout: str
+    """The last 64 KiB: a workload's output is never kept whole."""
     stderr: str
     seconds: float
+    panic: Panic | None = None
+    """The first Rust panic on stderr, found in the whole stream."""
+    leftovers: tuple[Leftover, ...] = ()
+    """Processes that outlived a failed workload (killed)."""
 
 
 def signal_name(code: int) -> str:
@@ -85,47 +91,45 @@ def run_process(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     what: str,
+    workload: bool = True,
+    stdout_sink: BinaryIO | None = None,
+    stderr_sink: BinaryIO | None = None,
 ) -> Finished:
-    """Runs a child in its own process group; a timeout kills the whole group."""
-    started = time.monotonic()
+    """Runs a process tree to its end or its deadline; nothing of it is left running.
+
+    A timeout kills the whole tree (also descendants that started their own
+    session) and is an error. A workload that exits but leaves a process running
+    is an error too (the process is killed); a build's leftovers, such as a
+    compiler cache server, are left alone.
+    """
     try:
-        proc = subprocess.Popen(
-            list(argv),
+        done = run_tree(
+            argv,
             cwd=cwd,
-            env=dict(env) if env is not None else None,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            text=True,
-            errors="replace",
+            env=env,
+            timeout=timeout,
+            stdout_sink=stdout_sink,
+            stderr_sink=stderr_sink,
+            scan_panics=workload,
+            kill_leftovers=workload,
         )
-    except FileNotFoundError as exc:
-        raise WorkloadError(f"{what}: cannot start {argv[0]}: {exc.strerror}") from exc
-    except PermissionError as exc:
-        raise WorkloadError(f"{what}: cannot execute {argv[0]}: {exc.strerror}") from exc
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        proc.communicate()
+    except StartError as exc:
+        raise WorkloadError(f"{what}: cannot start {argv[0]}: {exc}") from exc
+    if done.timed_out:
         raise WorkloadError(
-            f"{what}: timed out after {format_seconds(timeout or 0)}; the process group was killed"
-        ) from None
-    except BaseException:
-        _kill_group(proc)
-        proc.communicate()
-        raise
-    return Finished(proc.returncode, stdout, stderr, time.monotonic() - started)
-
-
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=2)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+            f"{what}: timed out after {format_seconds(timeout or 0)}; "
+            "it and every process it started were killed"
+        )
+    if done.leftovers and done.returncode == 0:
+        several = len(done.leftovers) > 1
+        raise WorkloadError(
+            f"{what} exited but left {'processes' if several else 'a process'} running: "
+            + ", ".join(str(x) for x in done.leftovers)
+            + f"; {'they were' if several else 'it was'} killed"
+        )
+    return Finished(
+        done.returncode, done.stdout, done.stderr, done.seconds, done.panic, done.leftovers
+    )
 
 
 def command_output(argv: Sequence[str], cwd: Path | None = None, timeout: float = 60) -> str | None:

@@ -29,6 +29,8 @@ class Profile:
     units: dict[str, str] = field(default_factory=dict)
     """Unit label per metric (``bytes``/``blocks``; an ad-hoc profile's own units)."""
     symbolized: bool = True
+    keys: str = "workspace"
+    """How its callsites are keyed: ``workspace`` or ``innermost`` (see callsites)."""
     """False when no frame had a function name (a build without debug info)."""
 
     def top(self, n: int, metric: str | None = None) -> tuple[Callsite, ...]:

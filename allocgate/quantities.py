@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from allocgate.errors import ConfigError
+from allocgate.schema import MAX_COUNT, show
 
 _SIZE_UNITS = {
     "": 1,
@@ -21,16 +22,28 @@ _SIZE_UNITS = {
     "m": 1024**2,
     "g": 1024**3,
 }
-_NUMBER = r"(\d[\d_,]*(?:\.\d+)?)"
-_SIZE_RE = re.compile(rf"^{_NUMBER}\s*([a-zA-Z]*)$")
-_PERCENT_RE = re.compile(rf"^\+?{_NUMBER}\s*%$")
-_BARE_RE = re.compile(rf"^\+?{_NUMBER}$")
-_DURATION_RE = re.compile(rf"^{_NUMBER}\s*(ms|s|m|min|h)?$")
+# ASCII digits only (re.ASCII): '٥' or '²' are not numbers here, and the length
+# is bounded, so nothing reaches float() or int() that they cannot take.
+_NUMBER = r"([0-9][0-9_,]{0,30}(?:\.[0-9]{1,30})?)"
+_SIZE_RE = re.compile(rf"^{_NUMBER}\s*([a-zA-Z]*)$", re.ASCII)
+_PERCENT_RE = re.compile(rf"^\+?{_NUMBER}\s*%$", re.ASCII)
+_BARE_RE = re.compile(rf"^\+?{_NUMBER}$", re.ASCII)
+_DURATION_RE = re.compile(rf"^{_NUMBER}\s*(ms|s|m|min|h)?$", re.ASCII)
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+MAX_QUANTITY = MAX_COUNT
+MAX_PERCENT = 1_000_000.0
+MAX_SECONDS = 30 * 24 * 3600.0
+"""A month: longer timeouts overflow the clocks they are added to."""
 
 
 def _number(text: str) -> float:
     return float(text.replace("_", "").replace(",", ""))
+
+
+def _bounded_size(value: float, what: str, shown: object) -> int:
+    if not math.isfinite(value) or not 0 <= value <= MAX_QUANTITY:
+        raise ConfigError(f"{what}: {show(shown)} is out of range (at most {MAX_QUANTITY})")
+    return int(value)
 
 
 def parse_size(value: object, *, what: str = "size") -> int:
@@ -39,15 +52,15 @@ def parse_size(value: object, *, what: str = "size") -> int:
         raise ConfigError(f"{what}: expected a size like '4 KiB' or 1024, got {value!r}")
     if isinstance(value, int):
         if value < 0:
-            raise ConfigError(f"{what}: expected a non-negative size, got {value}")
-        return value
+            raise ConfigError(f"{what}: expected a non-negative size, got {show(value)}")
+        return _bounded_size(value, what, value)
     if isinstance(value, float) and value >= 0 and math.isfinite(value):
-        return int(value)
+        return _bounded_size(value, what, value)
     if isinstance(value, str):
         m = _SIZE_RE.match(value.strip())
         if m and m.group(2).lower() in _SIZE_UNITS:
-            return int(_number(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
-    raise ConfigError(f"{what}: expected a size like '4 KiB', '1 MB' or 1024, got {value!r}")
+            return _bounded_size(_number(m.group(1)) * _SIZE_UNITS[m.group(2).lower()], what, value)
+    raise ConfigError(f"{what}: expected a size like '4 KiB', '1 MB' or 1024, got {show(value)}")
 
 
 def parse_count(value: object, *, what: str = "count") -> int:
@@ -55,14 +68,14 @@ def parse_count(value: object, *, what: str = "count") -> int:
     if isinstance(value, bool):
         raise ConfigError(f"{what}: expected a count like 100, got {value!r}")
     if isinstance(value, int) and value >= 0:
-        return value
+        return _bounded_size(value, what, value)
     if isinstance(value, str):
         text = value.strip().replace("_", "").replace(",", "")
-        if text.isdigit():
-            return int(text)
+        if text.isascii() and text.isdigit() and len(text) <= 19:
+            return _bounded_size(int(text), what, value)
         if _SIZE_RE.match(value.strip()):
             raise ConfigError(f"{what}: {value!r} is a size, but this metric counts blocks")
-    raise ConfigError(f"{what}: expected a non-negative count like 100, got {value!r}")
+    raise ConfigError(f"{what}: expected a non-negative count like 100, got {show(value)}")
 
 
 def did_you_mean(value: float) -> str:
@@ -97,15 +110,19 @@ def parse_duration(value: object, *, what: str = "timeout") -> float:
     """``10m`` / ``90s`` / ``1.5h`` / ``30`` (seconds) → seconds."""
     if isinstance(value, bool):
         raise ConfigError(f"{what}: expected a duration like '10m' or '90s', got {value!r}")
-    if isinstance(value, (int, float)) and value > 0 and math.isfinite(value):
-        return float(value)
-    if isinstance(value, str):
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and abs(value) <= MAX_SECONDS:
+        seconds = float(value)
+    elif isinstance(value, str):
         m = _DURATION_RE.match(value.strip())
         if m:
             seconds = _number(m.group(1)) * _DURATION_UNITS[m.group(2) or ""]
-            if seconds > 0:
-                return seconds
-    raise ConfigError(f"{what}: expected a positive duration like '10m' or '90s', got {value!r}")
+    if seconds is not None and math.isfinite(seconds) and 0 < seconds <= MAX_SECONDS:
+        return seconds
+    raise ConfigError(
+        f"{what}: expected a positive duration like '10m' or '90s' (at most 30 days), "
+        f"got {show(value)}"
+    )
 
 
 @dataclass(frozen=True)

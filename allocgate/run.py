@@ -16,14 +16,17 @@ from allocgate import profilers
 from allocgate.build import Builder
 from allocgate.errors import ProfileError, WorkloadError
 from allocgate.harness import HARNESS_KEY, split_harness
+from allocgate.load import check_counts
 from allocgate.process import Progress, require_tool
 from allocgate.profile import Profile
 from allocgate.provenance import Provenance
 from allocgate.provenance import current as current_provenance
 from allocgate.runs import combine_runs
 from allocgate.test_workloads import TestSuites
+from allocgate.workspace import read_workspace
 
 if TYPE_CHECKING:
+    from allocgate.callsites import FoldOptions
     from allocgate.config import WorkloadConfig
 
 
@@ -95,6 +98,7 @@ class Runner:
         # A test's binary was built when its workload was made from a `tests:` one.
         exe = w.test.binary.path if w.test is not None else self.builder.executable(w, w.features)
         seconds = {"build": time.monotonic() - started}
+        fold = self.fold_options(w, exe)
         profiles: list[Profile] = []
         kept: list[str] = []
         run_time = analyse_time = 0.0
@@ -107,7 +111,8 @@ class Runner:
                 run_time += done.seconds
                 t0 = time.monotonic()
                 try:
-                    profile = profiler.read(raw, w.fold)
+                    profile = profiler.read(raw, fold)
+                    check_counts(raw, profile)
                 except ProfileError as exc:
                     raise WorkloadError(f"workload {w.name!r}: {exc}") from exc
                 profile = relative_locations(profile, location_root(w.manifest))
@@ -147,6 +152,14 @@ class Runner:
             kept=tuple(kept),
             seconds=seconds,
         )
+
+    def fold_options(self, w: WorkloadConfig, exe: Path) -> FoldOptions:
+        """The workload's fold, with what the build knows: the workspace's crates
+        (``cargo metadata``, once per manifest) and the binary, for its debug info."""
+        workspace = w.fold.workspace
+        if workspace is None and w.fold.keys == "workspace":
+            workspace = read_workspace(w.manifest)
+        return dataclasses.replace(w.fold, workspace=workspace, binary=exe)
 
     def _keep(self, raw: Path, name: str, run: int, runs: int) -> Path:
         assert self.keep_profiles is not None

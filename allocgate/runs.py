@@ -42,6 +42,8 @@ def combine_runs(
                 location=representative.location,
                 stack=representative.stack,
                 points=representative.points,
+                outside=representative.outside,
+                unresolved=representative.unresolved,
             )
         )
     totals = {m: _median([p.totals.get(m, 0) for p in profiles]) for m in first.metrics}
@@ -57,6 +59,7 @@ def combine_runs(
         points=first.points,
         units=first.units,
         symbolized=first.symbolized,
+        keys=first.keys,
     )
     ordered = sorted(unstable, key=lambda k: -max(spread[k]))
     return combined, spread, tuple(ordered)

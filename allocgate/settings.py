@@ -30,15 +30,25 @@ DEFAULT_BASELINE = "allocgate-baseline.yml"
 PYTEST_PREFIX = "allocgate-"
 
 
+MAX_ARGUMENT = 1_000_000
+
+
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
+    # ASCII digits only: int() would also take '٥', or a number of 4000 digits.
+    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 7 else 0
+    if not 1 <= value <= MAX_ARGUMENT:
         raise argparse.ArgumentTypeError(
-            f"expected a positive whole number, got {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+            f"expected a positive whole number up to {MAX_ARGUMENT}, got {text[:40]!r}"
+        )
+    return value
+
+
+def seconds(text: str) -> float:
+    from allocgate.schema import decimal
+
+    value = decimal(text)
+    if value is None or not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds up to 3600, got {text[:40]!r}")
     return value
 
 
@@ -125,6 +135,23 @@ _OPTIONS: tuple[Option, ...] = (
         {"type": positive_int, "default": None},
     ),
     Option(
+        "keys",
+        "callsite keys: workspace (the workspace function and the dependency it called; "
+        "default) or innermost (the first frames that are not std)",
+        {"choices": ("workspace", "innermost"), "default": None},
+    ),
+    Option(
+        "workspace",
+        "a bare profile's workspace crates (default: the crate of the profiled binary)",
+        {"metavar": "NAME[,NAME...]", "default": None},
+    ),
+    Option(
+        "binary",
+        "the profiled binary, for names from its debug info (default: the program in the "
+        "profile's command, if it still exists)",
+        {"type": Path, "metavar": "PATH", "default": None},
+    ),
+    Option(
         "skip",
         "treat frames matching REGEX as allocator plumbing (repeatable)",
         {"action": "append", "default": [], "metavar": "REGEX"},
@@ -200,6 +227,11 @@ _OPTIONS: tuple[Option, ...] = (
         "environment variable holding the token (default GITHUB_TOKEN)",
         {"default": "GITHUB_TOKEN", "metavar": "NAME"},
     ),
+    Option(
+        "github-timeout",
+        "each GitHub API request is answered in full within SECONDS, or fails (default 30)",
+        {"type": seconds, "default": 30.0, "metavar": "SECONDS"},
+    ),
 )
 OPTIONS: dict[str, Option] = {o.name: o for o in _OPTIONS}
 
@@ -255,6 +287,8 @@ class CommentSettings:
     id: str = "default"
     pr: int | None = None
     token_env: str = "GITHUB_TOKEN"
+    timeout: float = 30.0
+    """Seconds for each API request, body included (a total deadline, not per read)."""
 
 
 @dataclass(frozen=True)
@@ -279,6 +313,12 @@ class Settings:
     tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: MappingProxyType({}))
     depth: int | None = None
     skip: tuple[str, ...] = ()
+    keys: str | None = None
+    """``workspace`` or ``innermost``; None: the config's (default workspace)."""
+    workspace: tuple[str, ...] = ()
+    """show/diff: the bare profile's workspace crates (none: guessed from its command)."""
+    binary: Path | None = None
+    """show/diff: the profiled binary (None: the program in the profile's command)."""
     comment: CommentSettings = field(default_factory=CommentSettings)
     bless: bool = False
     """pytest: measure for the baseline instead of judging."""
@@ -322,10 +362,18 @@ class Settings:
         metrics = self.metrics or ("total_bytes",)
         return GateSettings(metrics=metrics, top=self.top or 5, tolerances=dict(self.tolerances))
 
-    def fold(self, depth: int | None = None) -> FoldOptions:
+    def fold(self, depth: int | None = None, keys: str | None = None) -> FoldOptions:
+        """How a bare profile folds (show, diff, bless --profile)."""
         from allocgate.callsites import FoldOptions
+        from allocgate.workspace import Workspace
 
-        return FoldOptions(depth=self.depth or depth or 1, skip=self.skip)
+        return FoldOptions(
+            depth=self.depth or depth or 1,
+            skip=self.skip,
+            keys=self.keys or keys or "workspace",
+            workspace=Workspace.named(self.workspace) if self.workspace else None,
+            binary=self.binary,
+        )
 
     @classmethod
     def from_args(
@@ -353,12 +401,16 @@ class Settings:
             tolerances=MappingProxyType(_tolerances(get("threshold") or (), metrics or None)),
             depth=get("depth"),
             skip=tuple(get("skip") or ()),
+            keys=get("keys"),
+            workspace=tuple(n for n in (get("workspace") or "").split(",") if n.strip()),
+            binary=get("binary"),
             comment=CommentSettings(
                 post=bool(get("comment", False)),
                 mode=get("comment_mode", "always"),
                 id=get("comment_id", "default"),
                 pr=get("pr"),
                 token_env=get("token_env", "GITHUB_TOKEN"),
+                timeout=get("github_timeout", 30.0),
             ),
             bless_base="allocgate bless"
             + (f" --config {get('config')}" if get("config") is not None else ""),

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -42,12 +42,15 @@ def require_tools(*tools: str) -> None:
     """Skips the test when a tool it needs is not installed; in CI, where
     ALLOCGATE_REQUIRE_TOOLS=1, every tool is installed and a missing one fails."""
     missing = [tool for tool in tools if shutil.which(tool) is None]
-    if not missing:
-        return
-    message = f"{', '.join(missing)} is not installed"
+    if missing:
+        skip_or_fail(f"{', '.join(missing)} is not installed")
+
+
+def skip_or_fail(missing: str) -> NoReturn:
+    """Skips for a missing prerequisite (``missing`` says which); fails in CI."""
     if os.environ.get("ALLOCGATE_REQUIRE_TOOLS") == "1":
-        pytest.fail(f"{message}, and ALLOCGATE_REQUIRE_TOOLS=1 requires it")
-    pytest.skip(message)
+        pytest.fail(f"{missing}, and ALLOCGATE_REQUIRE_TOOLS=1 requires it")
+    pytest.skip(missing)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGSCAN = ROOT / "fixtures" / "crates" / "logscan"
@@ -58,6 +59,12 @@ class Variant:
     def manifest(self) -> Path:
         return self.root / "Cargo.toml"
 
+    def touch(self) -> None:
+        """Marks the sources changed, so that the next cargo build in the shared
+        target directory rebuilds this variant rather than reusing another's."""
+        for source in self.root.rglob("*.rs"):
+            os.utime(source)
+
     def env(self) -> dict[str, str]:
         """The environment that builds into the shared target directory."""
         env = dict(os.environ)
@@ -87,7 +94,15 @@ def prepare(dest: Path, variant: str) -> Path:
         raise ValueError(f"unknown logscan variant {variant!r}")
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(LOGSCAN, dest, ignore=shutil.ignore_patterns("target", "variants"))
+    # Fresh modification times (copy, not copy2): the variants share one target
+    # directory, where cargo judges freshness by the sources' mtimes and their
+    # workspace-relative paths, which are the same in every variant.
+    shutil.copytree(
+        LOGSCAN,
+        dest,
+        ignore=shutil.ignore_patterns("target", "variants"),
+        copy_function=shutil.copy,
+    )
     (dest / ".cargo").mkdir()
     (dest / ".cargo" / "config.toml").write_text(CARGO_CONFIG)
     if variant == "moved":
@@ -188,7 +203,5 @@ def logscan(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     ``improved``). Import this fixture into a test module to use it."""
     why = missing_requirements()
     if why is not None:
-        if os.environ.get("ALLOCGATE_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"{why}, and ALLOCGATE_REQUIRE_TOOLS=1 requires it")
-        pytest.skip(why)
+        skip_or_fail(why)
     return Builds(shared_dir(tmp_path_factory))

@@ -35,7 +35,8 @@ def test_reqctx_top_sites_are_its_own_functions() -> None:
         "reqctx::word_counts",
         "reqctx::count_route",
         "reqctx::make_log",
-        "reqctx::word_counts::{closure}",
+        # The closure `word_counts` maps with keys under its function now.
+        "reqctx::main",
     ]
     top = profile.callsites[0]
     # samples/README.md: split_fields main.rs:90, 34,770,970 B in 700,000 blocks.
@@ -100,6 +101,9 @@ def test_every_big_callsite_is_user_code(name: str, prefix: str) -> None:
 
 # dhat-rs and Valgrind DHAT agree exactly on tb/tbk per user call site
 # (samples/README.md, "Same program, different numbers").
+# reqctx functions the compiler inlined into main: dhat-rs names them, Valgrind
+# prints only `load_config` and `parse_args` (no module path).
+INLINED = {"reqctx::load_config": "reqctx::main", "reqctx::parse_args": "reqctx::main"}
 BACKENDS = [
     ("reqctx-base", "reqctx::", ()),
     # The Valgrind build (no #[global_allocator]) optimised the mem::forget'd
@@ -119,11 +123,20 @@ def test_dhat_rs_and_valgrind_name_the_same_callsites(
     b = load(f"valgrind-dhat/{name}.json", depth)
 
     def mine(p: Profile) -> dict[str, tuple[int, int]]:
-        return {
-            s.key: (s.metrics["total_bytes"], s.metrics["total_blocks"])
-            for s in p.callsites
-            if s.key.startswith(prefix) and s.key.split(KEY_SEPARATOR)[0] not in dhat_rs_only
-        }
+        sums: dict[str, tuple[int, int]] = {}
+        for s in p.callsites:
+            first = s.key.split(KEY_SEPARATOR)[0]
+            if not s.key.startswith(prefix) or first in dhat_rs_only:
+                continue
+            key = s.key
+            if first in INLINED:
+                # Valgrind prints these inlined functions by their short name and,
+                # without the binary at hand, the fold names no one after a
+                # neighbour: their bytes stay with the caller.
+                key = INLINED[first]
+            tb, tbk = sums.get(key, (0, 0))
+            sums[key] = (tb + s.metrics["total_bytes"], tbk + s.metrics["total_blocks"])
+        return sums
 
     assert mine(a) == mine(b)
 
@@ -185,7 +198,9 @@ def test_threads_reruns_fold_to_the_same_keys() -> None:
 def test_depth_two_names_the_caller() -> None:
     keys = {s.key for s in load("dhat-rs/reqctx-base.json", depth=2).callsites}
     assert "reqctx::split_fields ← reqctx::handle_requests" in keys
-    assert "reqctx::word_counts::{closure} ← reqctx::word_counts" in keys
+    # Closures fold under their function: word_counts' closure is word_counts.
+    assert "reqctx::word_counts ← reqctx::main" in keys
+    assert not any("{closure}" in k for k in keys)
     assert "reqctx::make_log ← reqctx::main" in keys
     # main has no user caller: its key stays one frame long.
     assert "reqctx::main" in keys

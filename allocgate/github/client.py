@@ -13,45 +13,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from allocgate import __version__
 from allocgate.errors import GitHubError
 from allocgate.github.context import GitHubContext
+from allocgate.github.deadline import DeadlineAdapter, DeadlineExceeded
+from allocgate.github.redact import RedactingFilter, redact
 
 log = logging.getLogger(__name__)
+log.addFilter(RedactingFilter())
 
 DEFAULT_TIMEOUT = 30.0
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    """Gives every request sent through the session a timeout unless it has one."""
-
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._timeout = timeout
-
-    def send(
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
-        verify: bool | str = True,
-        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
-        proxies: Mapping[str, str] | None = None,
-    ) -> requests.Response:
-        return super().send(
-            request,
-            stream=stream,
-            timeout=self._timeout if timeout is None else timeout,
-            verify=verify,
-            cert=cert,
-            proxies=proxies,
-        )
-
-
 def make_session(token: str, *, timeout: float = DEFAULT_TIMEOUT) -> requests.Session:
-    """A session that authenticates as `token` and never waits longer than `timeout` seconds."""
+    """A session that authenticates as `token`; each request is answered in full within
+    `timeout` seconds (a total deadline, not only per socket read) or fails."""
     session = requests.Session()
     session.headers.update(
         {
@@ -61,7 +38,7 @@ def make_session(token: str, *, timeout: float = DEFAULT_TIMEOUT) -> requests.Se
             "User-Agent": f"allocgate/{__version__}",
         }
     )
-    adapter = _TimeoutAdapter(timeout)
+    adapter = DeadlineAdapter(timeout)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -103,8 +80,21 @@ class ApiClient:
         return parts.path + (f"?{parts.query}" if parts.query else "")
 
     def redact(self, text: str) -> str:
-        # Nothing we build contains the token, but a server could echo it back.
-        return text.replace(self._ctx.token, "***") if self._ctx.token else text
+        # Nothing we build contains the token, but a server could echo it back (in
+        # any spelling), and requests' errors show headers in a repr.
+        return redact(text, self._ctx.token)
+
+    def json(self, response: requests.Response, where: str) -> Any:
+        """The decoded body, or an error: a 200 from a proxy or a login page may be HTML."""
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no content type")
+            raise GitHubError(
+                self.redact(
+                    f"{where}: the answer (HTTP {response.status_code}, {kind}) is not JSON"
+                )
+            ) from None
 
     def same_origin(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -130,6 +120,12 @@ class ApiClient:
             backoff = min(policy.base_delay * 2 ** (attempt - 1), policy.max_delay)
             try:
                 response = self._session.request(method, url, json=json_body)
+            except DeadlineExceeded as exc:
+                # Data arrives, only too slowly: another try would be as slow.
+                raise GitHubError(
+                    f"{where} failed: no complete answer from {self._origin[1]} within "
+                    f"{exc.seconds:g} s (the server sends too slowly)"
+                ) from None
             except requests.ConnectionError as exc:
                 failure = f"could not reach {self._origin[1]} ({type(exc).__name__})"
                 delay: float | None = backoff
@@ -190,7 +186,9 @@ class ApiClient:
         except ValueError:
             return ""
         if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-            message = " ".join(payload["message"].split())[:200]
+            # Masked before it is cut or its whitespace folded, which would change a
+            # token's spelling or keep half of it.
+            message = " ".join(self.redact(payload["message"]).split())[:200]
             return f" ({message})"
         return ""
 

@@ -14,6 +14,7 @@ from allocgate.errors import GitHubError
 from allocgate.github.client import DEFAULT_RETRY, ApiClient, RetryPolicy
 from allocgate.github.context import GitHubContext
 from allocgate.github.limits import MAX_COMMENT_CHARS
+from allocgate.github.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ def upsert_comment(
     """
     if mode not in COMMENT_MODES:
         raise GitHubError(f"comment mode must be one of {', '.join(COMMENT_MODES)}, got {mode!r}")
+    # A report quotes profiles and configs; none of it may publish the token.
+    body = redact(body, ctx.token)
     if not marker or marker not in body:
         raise GitHubError("the comment body does not contain its marker")
     if len(body) > MAX_COMMENT_CHARS:
@@ -101,7 +104,7 @@ def upsert_comment(
         )
         if response.status_code in (403, 404):
             return _forbidden(client, "POST", url, response, pr)
-        created = _comment_from(response.json())
+        created = _comment_from(client.json(response, f"POST {client.display(url)}"))
         return CommentResult("created", f"created comment on #{pr}", created.id, created.url)
 
     if mode == "on-change" and _same_text(existing.body, body):
@@ -112,7 +115,7 @@ def upsert_comment(
     response = client.request("PATCH", url, json_body={"body": body}, passthrough=(403, 404))
     if response.status_code in (403, 404):
         return _forbidden(client, "PATCH", url, response, pr, existing)
-    updated = _comment_from(response.json())
+    updated = _comment_from(client.json(response, f"PATCH {client.display(url)}"))
     return CommentResult(
         "updated", f"updated comment on #{pr}", updated.id, updated.url or existing.url
     )
@@ -158,7 +161,7 @@ def _author_filter(client: ApiClient) -> Callable[[Mapping[str, Any]], bool]:
     response = client.request("GET", client.url("/user"), passthrough=(401, 403, 404))
     login = None
     if response.status_code == 200:
-        payload = response.json()
+        payload = client.json(response, "GET /user")
         if isinstance(payload, dict) and isinstance(payload.get("login"), str):
             login = payload["login"]
     if login is not None:
@@ -178,10 +181,7 @@ def _list_comments(client: ApiClient, ctx: GitHubContext) -> Iterator[Mapping[st
             raise GitHubError(f"GET {client.display(url)}: the comment pages do not end")
         seen.add(url)
         response = client.request("GET", url)
-        try:
-            page = response.json()
-        except ValueError as exc:
-            raise GitHubError(f"GET {client.display(url)}: the answer is not JSON") from exc
+        page = client.json(response, f"GET {client.display(url)}")
         if not isinstance(page, list):
             raise GitHubError(f"GET {client.display(url)}: expected a list of comments")
         yield from (item for item in page if isinstance(item, dict))

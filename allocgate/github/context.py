@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from allocgate.errors import GitHubError
+from allocgate.github.redact import register_secret
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_SERVER_URL = "https://github.com"
@@ -59,11 +60,19 @@ class GitHubContext:
         `pr` wins over the event payload; a `workflow_run` event carries no
         pull request of its own, so there the caller must pass it.
         """
-        token = env.get(token_env, "")
+        raw = env.get(token_env, "")
+        register_secret(raw)
+        # A token read from a file usually ends in a newline; a header cannot hold one.
+        token = raw.strip()
         if not token:
             raise GitHubError(
                 f"environment variable {token_env} is not set or empty: "
                 "allocgate needs a token to talk to the GitHub API"
+            )
+        if not token.isprintable() or any(c.isspace() for c in token):
+            raise GitHubError(
+                f"environment variable {token_env} holds whitespace or control characters "
+                "inside the token (not shown): check how it was written"
             )
         repository = env.get("GITHUB_REPOSITORY", "")
         if not repository:

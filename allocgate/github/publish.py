@@ -9,6 +9,7 @@ from pathlib import Path
 from allocgate.errors import AllocgateError
 from allocgate.github.context import GitHubContext
 from allocgate.github.summary import append_step_summary, write_outputs
+from allocgate.messages import one_line
 from allocgate.render.markdown import comment_marker
 from allocgate.report import Report
 from allocgate.settings import Settings
@@ -52,7 +53,7 @@ def upsert_sticky_comment(report: Report, body: str, settings: Settings) -> bool
 
     ctx = github_context(settings)
     result = upsert_comment(
-        make_session(ctx.token),
+        make_session(ctx.token, timeout=settings.comment.timeout),
         ctx,
         body,
         marker=comment_marker(settings.comment.id),
@@ -60,7 +61,9 @@ def upsert_sticky_comment(report: Report, body: str, settings: Settings) -> bool
         regressed=report.regressed,
     )
     forbidden = result.action == "forbidden"
-    print(f"allocgate: {'warning: ' if forbidden else ''}{result.message}", file=sys.stderr)
+    print(
+        f"allocgate: {'warning: ' if forbidden else ''}{one_line(result.message)}", file=sys.stderr
+    )
     return not forbidden
 
 
@@ -69,5 +72,8 @@ def post_comment(report: Report, body: str, settings: Settings) -> bool:
     try:
         return upsert_sticky_comment(report, body, settings)
     except AllocgateError as exc:
-        print(f"allocgate: warning: could not comment on the pull request: {exc}", file=sys.stderr)
+        print(
+            "allocgate: warning: could not comment on the pull request: " + one_line(str(exc)),
+            file=sys.stderr,
+        )
         return False

@@ -9,12 +9,14 @@ from pathlib import Path
 
 from allocgate.errors import GitHubError
 from allocgate.github.limits import MAX_STEP_SUMMARY_BYTES
+from allocgate.github.redact import redact
 
 _OUTPUT_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 def append_step_summary(path: Path, markdown: str) -> None:
     """Append `markdown` to the job summary file (`$GITHUB_STEP_SUMMARY`)."""
+    markdown = redact(markdown)
     if not markdown.endswith("\n"):
         markdown += "\n"
     try:
@@ -37,6 +39,7 @@ def write_outputs(path: Path, outputs: Mapping[str, str]) -> None:
     """Append step outputs to `path` (`$GITHUB_OUTPUT`), multi-line values as heredocs."""
     lines: list[str] = []
     for name, value in outputs.items():
+        value = redact(value)
         if not _OUTPUT_NAME_RE.fullmatch(name):
             raise GitHubError(f"output name {name!r} is not allowed")
         if "\n" in value or "\r" in value:

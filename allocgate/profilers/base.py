@@ -68,9 +68,18 @@ def check_exit(w: WorkloadConfig, done: Finished, tool: str) -> None:
         how = f"was killed by {signal_name(done.returncode)}"
     else:
         how = f"exited with code {done.returncode}"
+    left = (
+        "; it also left running (now killed): " + ", ".join(str(x) for x in done.leftovers)
+        if done.leftovers
+        else ""
+    )
+    if done.panic is not None:
+        # Found in the whole stderr stream: backtraces, Valgrind's summary or
+        # heaptrack's statistics after it never push it out.
+        raise WorkloadError(f"workload {w.name!r} {how} under {tool}: panicked: {done.panic}{left}")
     last = tail(_strip_tool_lines(done.stderr), 3).replace("\n", " | ")
     raise WorkloadError(
-        f"workload {w.name!r} {how} under {tool}" + (f"; stderr: {last}" if last else "")
+        f"workload {w.name!r} {how} under {tool}" + (f"; stderr: {last}" if last else "") + left
     )
 
 

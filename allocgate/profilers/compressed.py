@@ -85,7 +85,9 @@ def line_blocks(stream: IO[bytes]) -> Iterator[list[bytes]]:
     while block := stream.read(_BLOCK):
         lines = (carry + block).split(b"\n")
         carry = lines.pop()
-        yield lines
+        # A block without a newline completes no line: nothing to hand on yet.
+        if lines:
+            yield lines
     if carry:
         yield [carry]
 

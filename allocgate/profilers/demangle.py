@@ -25,7 +25,8 @@ from __future__ import annotations
 import re
 
 from allocgate.frames import SYMBOL_HASH_RE
-from allocgate.profilers.demangle_v0 import Invalid, demangle_v0, suffix_ok
+from allocgate.profilers.demangle_v0 import demangle_v0, suffix_ok
+from allocgate.profilers.demangle_v0_cursor import Invalid
 
 __all__ = ["demangle", "strip_hash"]
 
@@ -56,7 +57,8 @@ def demangle(symbol: str) -> str:
     """Returns the readable form of a Rust symbol, or ``symbol`` itself for anything else."""
     try:
         result = _demangle(symbol)
-    except (Invalid, RecursionError):
+    except (Invalid, RecursionError, ValueError):
+        # ValueError: a length with more digits than int() takes, or a non-ASCII digit.
         return symbol
     return symbol if result is None else result
 

@@ -16,10 +16,12 @@ from typing import Any
 
 import orjson
 
-from allocgate.callsites import Folder, FoldOptions, FrameTable, break_tie
+from allocgate.callsites import Folder, FoldOptions
 from allocgate.errors import ProfileError
 from allocgate.frames import Frame
 from allocgate.profile import Profile
+from allocgate.profilers.symbols import frame_table
+from allocgate.schema import show, top_level_key_once
 
 _MODES = {
     "rust-heap": ("dhat-rs", "heap"),
@@ -30,6 +32,7 @@ _MODES = {
 HEAP_METRICS = ("total_bytes", "total_blocks", "peak_bytes", "end_bytes")
 AD_HOC_METRICS = ("total_bytes", "total_blocks")
 _PP_FIELDS = {"total_bytes": "tb", "total_blocks": "tbk", "peak_bytes": "gb", "end_bytes": "eb"}
+_HEAP_FIELDS = ("tb", "tbk", "gb", "eb")
 
 _PPS_RE = re.compile(rb'"pps"\s*:\s*\[')
 _PPS_END_RE = re.compile(rb"\}\s*\]")
@@ -87,37 +90,13 @@ def _load(path: Path, data: bytes, options: FoldOptions) -> Profile:
     # Everything but the program points, decoded whole: header and frame table.
     rest = _decode(path, data[:pps_start] + data[pps_end:])
     profiler, mode = _check_header(path, rest)
+    _check_unique_keys(path, data, rest)
     frames = _parse_frames(path, rest.get("ftbl"), profiler)
     metrics = HEAP_METRICS if mode == "heap" else AD_HOC_METRICS
-    table = FrameTable.build(frames, options)
+    table = frame_table(frames, options, str(rest.get("cmd", "")))
     folder = Folder(table, metrics, options.depth)
     fields = tuple(_PP_FIELDS[m] for m in metrics)
-    nframes = len(frames)
-    seen = 0
-    for chunk in _chunks(data, pps_start, body_end):
-        pps = _decode(path, chunk, what="program points")
-        if not isinstance(pps, list):
-            raise ProfileError(f"{path}: field 'pps' must be an array of program points")
-        try:
-            # Program points hold only numbers and arrays; a boolean would pass
-            # for 0 or 1 (bool is an int), so its mere presence is an error.
-            if b"true" in chunk or b"false" in chunk:
-                raise TypeError
-            if mode == "heap" and options.depth == 1:
-                # Without a '-' in the slice no frame index can be negative
-                # (dhat-rs files); Valgrind's 'acc' arrays have them, so check.
-                _fold_heap(pps, folder, nframes, check_signs=b"-" in chunk)
-            else:
-                for pp in pps:
-                    values = [pp[f] for f in fields]
-                    fs = pp["fs"]
-                    if min(values) < 0 or min(fs) < 0 or max(fs) >= nframes:
-                        raise ValueError
-                    folder.add(fs, values)
-        except (KeyError, TypeError, ValueError, IndexError):
-            problem, position = _first_bad_pp(pps, fields, nframes)
-            raise ProfileError(f"{path}: program point {seen + position}: {problem}") from None
-        seen += len(pps)
+    folder.add_batches(_program_points(path, data, pps_start, body_end, fields, len(frames)))
     totals = folder.totals()
     if any(type(v) is not int for v in totals.values()):
         _find_non_integer(path, data, pps_start, body_end, fields)
@@ -136,56 +115,64 @@ def _load(path: Path, data: bytes, options: FoldOptions) -> Profile:
         totals=totals,
         callsites=folder.callsites(),
         depth=options.depth,
+        keys="workspace" if table.workspace_keys else "innermost",
         points=folder.points,
         units=units,
         symbolized=any(f.file for f in frames),
     )
 
 
-def _fold_heap(pps: list[Any], folder: Folder, nframes: int, check_signs: bool) -> None:
-    """The common case (heap profile, depth 1) with the fold inlined: per program
-    point, only the frames above the first user frame are looked at."""
-    table = folder.table
-    user = table.user
-    sites = folder.sites
-    slow_key = folder.table.key
-    for pp in pps:
-        tb = pp["tb"]
-        tbk = pp["tbk"]
-        gb = pp["gb"]
-        eb = pp["eb"]
-        fs = pp["fs"]
-        # The comparisons also refuse strings and nulls (TypeError).
-        if (
-            tb < 0
-            or tbk < 0
-            or gb < 0
-            or eb < 0
-            or max(fs) >= nframes
-            or (check_signs and min(fs) < 0)
-        ):
-            raise ValueError
-        for f in fs:
-            key = user[f]
-            if key is not None:
-                break
-        else:
-            key = slow_key(fs, 1)
-        acc = sites.get(key)
-        if acc is None:
-            sites[key] = [tb, tbk, gb, eb, 1, tb, fs, None]
-        else:
-            acc[0] += tb
-            acc[1] += tbk
-            acc[2] += gb
-            acc[3] += eb
-            acc[4] += 1
-            if tb > acc[5]:
-                acc[5] = tb
-                acc[6] = fs
-                acc[7] = None
-            elif tb == acc[5]:
-                break_tie(table, acc, 6, fs)
+def _program_points(
+    path: Path, data: bytes, start: int, end: int, fields: tuple[str, ...], nframes: int
+) -> Iterator[list[tuple[list[int], list[int]]]]:
+    """The program points, validated, as (frame indices, metric values), one
+    batch per slice of the array: memory follows the slice, not the file."""
+    seen = 0
+    for chunk in _chunks(data, start, end):
+        pps = _decode(path, chunk, what="program points")
+        if not isinstance(pps, list):
+            raise ProfileError(f"{path}: field 'pps' must be an array of program points")
+        # Without a '-' in the slice no frame index can be negative (dhat-rs
+        # files); Valgrind's 'acc' arrays have them, so check.
+        check_signs = b"-" in chunk
+        try:
+            # Program points hold only numbers and arrays; a boolean would pass
+            # for 0 or 1 (bool is an int), so its mere presence is an error.
+            if b"true" in chunk or b"false" in chunk:
+                raise TypeError
+            checked: list[tuple[list[int], list[int]]] = []
+            append = checked.append
+            if fields == _HEAP_FIELDS:
+                # The common case, spelled out: a heap profile's four counters.
+                for pp in pps:
+                    tb = pp["tb"]
+                    tbk = pp["tbk"]
+                    gb = pp["gb"]
+                    eb = pp["eb"]
+                    fs = pp["fs"]
+                    # The comparisons also refuse strings and nulls (TypeError).
+                    if (
+                        tb < 0
+                        or tbk < 0
+                        or gb < 0
+                        or eb < 0
+                        or max(fs) >= nframes
+                        or (check_signs and min(fs) < 0)
+                    ):
+                        raise ValueError
+                    append((fs, [tb, tbk, gb, eb]))
+            else:
+                for pp in pps:
+                    values = [pp[f] for f in fields]
+                    fs = pp["fs"]
+                    if min(values) < 0 or max(fs) >= nframes or (check_signs and min(fs) < 0):
+                        raise ValueError
+                    append((fs, values))
+        except (KeyError, TypeError, ValueError, IndexError):
+            problem, position = _first_bad_pp(pps, fields, nframes)
+            raise ProfileError(f"{path}: program point {seen + position}: {problem}") from None
+        seen += len(pps)
+        yield checked
 
 
 def _first_bad_pp(pps: list[Any], fields: tuple[str, ...], nframes: int) -> tuple[str, int]:
@@ -229,6 +216,23 @@ def _decode(path: Path, data: bytes, what: str = "profile") -> Any:
         ) from None
 
 
+def _check_unique_keys(path: Path, data: bytes, rest: dict[str, Any]) -> None:
+    """'pps' and 'ftbl' once each, at the top level.
+
+    The program points are found by searching the bytes, and a JSON decoder keeps
+    the last of duplicate keys: either would silently read the wrong copy.
+    """
+    for key in ("pps", "ftbl"):
+        if not top_level_key_once(data, key):
+            raise ProfileError(
+                f"{path}: field {key!r} appears more than once (duplicated or nested); "
+                "a DHAT profile has exactly one"
+            )
+    if rest.get("pps") != []:
+        # The array cut out was not the top-level one: it sits inside another field.
+        raise ProfileError(f"{path}: field 'pps' is nested inside another field, not top-level")
+
+
 def _check_header(path: Path, doc: Any) -> tuple[str, str]:
     if not isinstance(doc, dict):
         raise ProfileError(f"{path}: not a DHAT profile (expected a JSON object)")
@@ -263,8 +267,11 @@ def _parse_frames(path: Path, ftbl: Any, profiler: str) -> list[Frame]:
     frames = []
     for i, text in enumerate(ftbl):
         if not isinstance(text, str):
-            raise ProfileError(f"{path}: ftbl[{i}] must be a string, got {text!r}")
-        frames.append(parse_frame(text))
+            raise ProfileError(f"{path}: ftbl[{i}] must be a string, got {show(text)}")
+        try:
+            frames.append(parse_frame(text))
+        except ValueError as exc:
+            raise ProfileError(f"{path}: ftbl[{i}]: {exc}") from None
     return frames
 
 
@@ -280,7 +287,10 @@ def parse_frame(text: str) -> Frame:
     lm = _LOC_RE.match(loc)
     if lm is None or lm.group("file") == "???":
         return Frame(function=m.group("func"), address=address)
-    line = int(lm.group("line"))
+    digits = lm.group("line")
+    if len(digits) > 9 or not digits.isascii():
+        raise ValueError(f"line number {show(digits, 40)} is not a line number")
+    line = int(digits)
     return Frame(
         function=m.group("func"), file=lm.group("file"), line=line or None, address=address
     )

@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from allocgate.callsites import Folder, FrameTable
+from allocgate.callsites import Folder
 from allocgate.errors import WorkloadError
 from allocgate.process import Finished, require_tool, tail
 from allocgate.profile import Profile
 from allocgate.profilers.base import check_exit, run_workload
 from allocgate.profilers.heaptrack_trace import read_heaptrack
+from allocgate.profilers.symbols import frame_table
 
 if TYPE_CHECKING:
     from allocgate.callsites import FoldOptions
@@ -52,10 +53,10 @@ class Heaptrack:
 def load_heaptrack(path: Path, options: FoldOptions) -> Profile:
     """Reads a heaptrack trace and folds its allocation sites into callsites."""
     data = read_heaptrack(path)
-    table = FrameTable.build(data.frames, options)
+    table = frame_table(data.frames, options, data.command)
     folder = Folder(table, HEAPTRACK_METRICS, options.depth)
-    for point in data.points:
-        folder.add(
+    folder.add_all(
+        (
             point.stack,
             (
                 point.total_bytes,
@@ -65,6 +66,8 @@ def load_heaptrack(path: Path, options: FoldOptions) -> Profile:
                 point.temporary_blocks,
             ),
         )
+        for point in data.points
+    )
     return Profile(
         source=str(path),
         profiler="heaptrack",
@@ -74,6 +77,7 @@ def load_heaptrack(path: Path, options: FoldOptions) -> Profile:
         totals=folder.totals(),
         callsites=folder.callsites(),
         depth=options.depth,
+        keys="workspace" if table.workspace_keys else "innermost",
         points=folder.points,
         units={"total_bytes": "bytes", "total_blocks": "blocks"},
         symbolized=any(f.file for f in data.frames),

@@ -64,6 +64,14 @@ _OPERATOR_NEW = frozenset(
 _NOT_HEAPTRACK = "not a heaptrack trace (neither zstd, gzip nor text starting with a 'v' record)"
 
 
+def _hex(field: bytes) -> int:
+    """A hexadecimal field of 64 bits at most; a longer one is not from heaptrack (and
+    as a decimal number could exceed what Python prints)."""
+    if len(field.strip()) > 16:
+        raise ValueError("more than 64 bits")
+    return int(field, 16)
+
+
 @dataclass(frozen=True, slots=True)
 class TraceTree:
     """heaptrack's backtrace nodes, kept as the tree they are.
@@ -199,7 +207,7 @@ class _Reader:
         if fields[0] != b"v" or not 2 <= len(fields) <= 3:
             raise ProfileError(f"{self.path}: {_NOT_HEAPTRACK}")
         try:
-            numbers = [int(field, 16) for field in fields[1:]]
+            numbers = [_hex(field) for field in fields[1:]]
         except ValueError:
             raise self.bad_record(line) from None
         if len(numbers) == 2:
@@ -296,7 +304,7 @@ class _Reader:
     def event_kind(self, line: bytes, allocation: bool) -> int:
         """The kind an event line refers to, checked: itself for an allocation, ~kind for a free."""
         try:
-            kind = int(line[2:], 16)
+            kind = _hex(line[2:])
         except ValueError:
             raise self.bad_event(line) from None
         if not 0 <= kind < len(self.kind_size):
@@ -306,7 +314,7 @@ class _Reader:
     def bad_event(self, line: bytes) -> ProfileError:
         text = line[2:].strip()
         try:
-            kind = int(text, 16)
+            kind = _hex(text)
         except ValueError:
             return self.bad_record(line)
         return self.fail(
@@ -364,7 +372,7 @@ class _Reader:
         if len(fields) != count + 1:
             raise self.bad_record(line)
         try:
-            values = [int(field, 16) for field in fields[1:]]
+            values = [_hex(field) for field in fields[1:]]
         except ValueError:
             raise self.bad_record(line) from None
         if any(value < 0 for value in values):
@@ -378,7 +386,7 @@ class _Reader:
         if self.file_version >= 3:
             length_text, space, text = body.partition(b" ")
             try:
-                length = int(length_text, 16)
+                length = _hex(length_text)
             except ValueError:
                 raise self.bad_record(line) from None
             if length < 0 or length > len(text) or (length < len(text) and not space):
@@ -395,7 +403,7 @@ class _Reader:
         if len(fields) < 3 or (len(fields) > 4 and (len(fields) - 3) % 3):
             raise self.bad_record(line)
         try:
-            address, module, *frames = (int(field, 16) for field in fields[1:])
+            address, module, *frames = (_hex(field) for field in fields[1:])
         except ValueError:
             raise self.bad_record(line) from None
         strings = len(self.strings)

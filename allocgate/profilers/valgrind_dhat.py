@@ -42,7 +42,8 @@ class ValgrindDhat:
                 f"--dhat-out-file={out}",
                 f"--num-callers={self.num_callers}",
                 # Full source paths, not basenames: a location must name its file
-                # (for links and annotations), and main.rs is in every crate.
+                # (for links and annotations), main.rs is in every crate, and the
+                # path tells the workspace's code from its dependencies.
                 "--fullpath-after=",
                 str(exe),
                 *w.args,

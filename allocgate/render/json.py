@@ -25,6 +25,8 @@ def profile_json(profile: Profile, sites: Sequence[Callsite]) -> bytes:
         "callsites": [
             {
                 "key": s.key,
+                "outside": s.outside,
+                "unresolved": s.unresolved,
                 "location": s.location,
                 "points": s.points,
                 "stack": list(s.stack),

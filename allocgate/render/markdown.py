@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from markupsafe import Markup
 
-from allocgate.callsites import Callsite
+from allocgate.callsites import Callsite, display_key
 from allocgate.compare import GONE, IMPROVED, NEW, REGRESSED
 from allocgate.github.limits import MAX_COMMENT_CHARS
 from allocgate.metrics import METRICS, format_value
@@ -177,7 +177,7 @@ def profile_markdown(profile: Profile, sites: Sequence[Callsite], metric: str) -
     ]
     for i, s in enumerate(sites, 1):
         lines.append(
-            f"| {i} | {escape_md(s.key)} | {format_value(metric, s.metrics.get(metric, 0), profile.units)}"
+            f"| {i} | {escape_md(display_key(s.key, s.outside))} | {format_value(metric, s.metrics.get(metric, 0), profile.units)}"
             f" | {format_value('total_blocks', s.metrics.get('total_blocks', 0), profile.units)}"
             f" | {escape_md(s.location or '?')} |"
         )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from allocgate.callsites import Callsite
+from allocgate.callsites import Callsite, display_key
 from allocgate.compare import Comparison
 from allocgate.metrics import METRICS, format_delta, format_value
 from allocgate.profile import Profile
@@ -51,7 +51,7 @@ def profile_text(profile: Profile, sites: Sequence[Callsite], metric: str) -> st
                 str(i),
                 format_value(metric, site.metrics.get(metric, 0), units),
                 format_value("total_blocks", site.metrics.get("total_blocks", 0), units),
-                _one_line(site.key),
+                _one_line(display_key(site.key, site.outside)),
                 _one_line(site.location or "?"),
             ]
         )
@@ -81,7 +81,9 @@ def comparison_text(result: WorkloadResult) -> str:
                 [
                     "!" if site.is_regression else "",
                     site.status if site is not c.totals else "",
-                    _one_line(site.key) if site is not c.totals else "total",
+                    _one_line(display_key(site.key, site.outside))
+                    if site is not c.totals
+                    else "total",
                     cells["baseline"],
                     cells["current"],
                     cells["delta"],
