@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 from allocgate.baseline import Baseline, WorkloadBaseline
 from allocgate.baseline_file import read_baseline, update_baseline
-from allocgate.compare import compare
+from allocgate.compare import GateSettings, compare, recorded_count
 from allocgate.config import Config, WorkloadConfig, load_config
+from allocgate.envelope import Span, Swing, merge_spans, swings
 from allocgate.errors import AllocgateError, BaselineError, ConfigError, WorkloadError
 from allocgate.load import load_profile, sniff
 from allocgate.process import Progress
@@ -51,12 +52,6 @@ class BlessOutcome:
     new: dict[str, WorkloadBaseline]
     removed: tuple[str, ...] = ()
     """Entries of tests that no longer exist, dropped by blessing their workload."""
-
-
-def recorded_count(top: int) -> int:
-    """How many callsites a baseline keeps: enough that a site climbing from rank
-    N+1 is compared against its old value rather than reported as new."""
-    return max(3 * top, top + 10)
 
 
 def shard(workloads: Sequence[WorkloadConfig], k: int, n: int) -> list[WorkloadConfig]:
@@ -146,13 +141,26 @@ def judge(
         comparison=comparison,
         profiles=measurement.kept,
         runs=measurement.runs,
-        spread=measurement.spread if measurement.runs > 1 else {},
-        nondeterministic=measurement.nondeterministic,
+        baseline_runs=entry.runs,
+        swings=tuple(nondeterministic(entry, measurement.profile, w.gate)),
         seconds=seconds,
         group=group,
         harness=measurement.harness,
         warnings=tuple(drift(w.name, w.profiler, recorded, measurement.provenance)),
     )
+
+
+def nondeterministic(entry: WorkloadBaseline, current: Profile, gate: GateSettings) -> list[Swing]:
+    """The sites whose gated metrics varied between the bless's runs or this check's,
+    each with the whole range seen on both, widest swing first."""
+    keep = recorded_count(gate.top)
+    keys = [s.key for s in entry.callsites] + [s.key for s in current.top(keep, gate.rank_metric)]
+    spans: dict[str, dict[str, Span]] = {}
+    for key in dict.fromkeys(keys):
+        merged = merge_spans(entry.spans.get(key, {}), current.spans.get(key, {}))
+        if merged:
+            spans[key] = merged
+    return swings(spans, gate.metrics)
 
 
 def new_test(
@@ -325,7 +333,14 @@ def baseline_entry(w: WorkloadConfig, measurement: Measurement) -> WorkloadBasel
         measurement.profile,
         recorded_count(w.gate.top),
         provenance=measurement.provenance.to_dict(),
+        ranged=w.gate.metrics,
     )
+
+
+def bless_runs(w: WorkloadConfig) -> int:
+    """A bless measures at least ``bless_runs`` times, so the baseline holds each
+    site's noise envelope, not one run's luck."""
+    return max(w.runs, w.bless_runs)
 
 
 def record(
@@ -381,7 +396,7 @@ def bless_workloads(
     todo = plan(workloads, measure.tests, read_baseline(config.baseline).workloads)
     for error in todo.failed.values():
         raise WorkloadError(error)
-    entries = {w.name: baseline_entry(w, measure.measure(w)) for w in todo.workloads}
+    entries = {w.name: baseline_entry(w, measure.measure(w, bless_runs(w))) for w in todo.workloads}
     return record(config.baseline, entries, blessing, remove=tuple(todo.gone))
 
 

@@ -228,6 +228,8 @@ def _finish(outcome: Outcome, settings: Settings) -> int:
 
 def cmd_run(settings: Settings) -> int:
     from allocgate import api
+    from allocgate.render.text import varied_text
+    from allocgate.runs import profile_swings
 
     failed = False
     for w, measured in api.measure_each(settings):
@@ -242,11 +244,10 @@ def cmd_run(settings: Settings) -> int:
             sys.stdout.write(f"== {w.name}\n")
         _print_profile(profile, sites, metric, settings.format)
         if settings.format == "text":
-            if measured.nondeterministic:
-                sys.stdout.write(
-                    f"warning: {len(measured.nondeterministic)} callsite(s) varied between "
-                    f"runs: {', '.join(measured.nondeterministic[:5])}\n"
-                )
+            varied = profile_swings(profile, w.gate.metrics, [s.key for s in sites])
+            if varied:
+                runs = f"{measured.runs} runs"
+                sys.stdout.write(varied_text(varied, runs, profile.units) + "\n")
             if measured.kept:
                 sys.stdout.write("raw profiles: " + ", ".join(measured.kept) + "\n")
     return EXIT_ERROR if failed else 0

@@ -34,6 +34,7 @@ _SETTING_KEYS = {
     "metrics",
     "threshold",
     "runs",
+    "bless_runs",
     "timeout",
     "depth",
     "skip",
@@ -68,6 +69,9 @@ class WorkloadConfig:
     cargo_profile: str = "profiling"
     features: tuple[str, ...] = ()
     runs: int = 1
+    """Runs per check; the median is compared, the range judged."""
+    bless_runs: int = 3
+    """Runs per bless at least, so the baseline records each site's noise envelope."""
     timeout: float = 600.0
     gate: GateSettings = field(default_factory=GateSettings)
     fold: FoldOptions = field(default_factory=FoldOptions)
@@ -245,6 +249,8 @@ def _workload(
         cwd = manifest.parent  # where `cargo test` runs a package's tests
     key, runs = setting("runs", 1)
     runs = _positive(where, key, runs)
+    key, bless_runs = setting("bless_runs", 3)
+    bless_runs = _positive(where, key, bless_runs)
     key, timeout = setting("timeout", "10m")
     try:
         timeout_s = parse_duration(timeout, what=key)
@@ -262,6 +268,7 @@ def _workload(
         cargo_profile=cargo_profile,
         features=features,
         runs=runs,
+        bless_runs=bless_runs,
         timeout=timeout_s,
         gate=_gate(where, setting),
         fold=dataclasses.replace(_fold(where, setting), harness=tests is not None),

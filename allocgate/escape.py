@@ -111,14 +111,20 @@ def _unlink(text: str) -> str:
     return _AUTOLINK_RE.sub(ZWSP, text)
 
 
-def md_text(text: object, limit: int | None = None) -> str:
-    """Prose in markdown (a table cell, a list item, a heading): renders literally."""
-    return _md(_EMOJI_RE.sub(ZWSP, one_line(text, limit)))
+def md_text(text: object, limit: int | None = None, *, line_start: bool = False) -> str:
+    """Prose in markdown (a table cell, a list item, a heading): renders literally.
+
+    ``line_start`` when the text begins a line, where ``- ``, ``1.`` or ``===``
+    would start a list or underline a heading.
+    """
+    escaped = _md(_EMOJI_RE.sub(ZWSP, one_line(text, limit)))
+    if line_start:
+        return _BLOCK_START_RE.sub(lambda m: f"&#{ord(m.group())};", escaped)
+    return escaped
 
 
 def _md(line: str) -> str:
-    escaped = _MD_RE.sub(_md_sub, _unlink(line))
-    return _BLOCK_START_RE.sub(lambda m: f"&#{ord(m.group())};", escaped)
+    return _MD_RE.sub(_md_sub, _unlink(line))
 
 
 def md_code(text: object, limit: int | None = DISPLAY_LIMIT) -> str:

@@ -230,7 +230,7 @@ class WorkloadItem(pytest.Item):
     def setup(self) -> None:
         # Could-not-evaluate problems surface here, so pytest reports an error,
         # not a failure; only a real regression fails in runtest().
-        from allocgate.api import baseline_entry, judge
+        from allocgate.api import baseline_entry, bless_runs, judge
         from allocgate.baseline_file import read_baseline
         from allocgate.errors import AllocgateError
 
@@ -248,7 +248,8 @@ class WorkloadItem(pytest.Item):
                 # A test not blessed yet is new (judged below), not a missing entry.
                 if w.test is None:
                     preflight([w], baseline, bless_command(state.settings, [w.name]))
-            measurement: Measurement = state.runner.measure(w)
+            runs = bless_runs(w) if state.bless else None
+            measurement: Measurement = state.runner.measure(w, runs)
         except AllocgateError as exc:
             self._keep_error(one_line(str(exc)))
             pytest.fail(f"allocgate: {one_line(str(exc))}", pytrace=False)

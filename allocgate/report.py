@@ -11,6 +11,7 @@ import orjson
 
 from allocgate.baseline_change import WorkloadChange, unexplained
 from allocgate.compare import Comparison
+from allocgate.envelope import Span, Swing
 from allocgate.errors import ReportError
 
 REPORT_VERSION = 1
@@ -28,10 +29,12 @@ class WorkloadResult:
     profiles: tuple[str, ...] = ()
     """Raw profile files that were kept (``--keep-profiles``)."""
     runs: int = 1
-    spread: dict[str, list[int]] = field(default_factory=dict)
-    """Per callsite, the rank metric's value in each run (only with ``runs`` > 1)."""
-    nondeterministic: tuple[str, ...] = ()
-    """Callsites whose values differed between runs."""
+    """Runs of this check."""
+    baseline_runs: int = 1
+    """Runs of the bless that recorded the baseline."""
+    swings: tuple[Swing, ...] = ()
+    """Callsites whose gated metric varied between runs (of the bless or of this
+    check), widest swing first, each with the whole range seen."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of each step (build, run, analyse)."""
     group: str | None = None
@@ -60,8 +63,11 @@ class WorkloadResult:
             "comparison": self.comparison.to_dict() if self.comparison else None,
             "profiles": list(self.profiles),
             "runs": self.runs,
-            "spread": self.spread,
-            "nondeterministic": list(self.nondeterministic),
+            "baseline_runs": self.baseline_runs,
+            "nondeterministic": [
+                {"key": w.key, "metric": w.metric, "low": w.span.low, "high": w.span.high}
+                for w in self.swings
+            ],
             "seconds": self.seconds,
             "group": self.group,
             "status": self.status,
@@ -78,8 +84,11 @@ class WorkloadResult:
             error=d.get("error"),
             profiles=tuple(d.get("profiles") or ()),
             runs=int(d.get("runs", 1)),
-            spread={k: list(v) for k, v in (d.get("spread") or {}).items()},
-            nondeterministic=tuple(d.get("nondeterministic") or ()),
+            baseline_runs=int(d.get("baseline_runs", 1)),
+            swings=tuple(
+                Swing(str(w["key"]), str(w["metric"]), Span(int(w["low"]), int(w["high"])))
+                for w in d.get("nondeterministic") or ()
+            ),
             seconds=dict(d.get("seconds") or {}),
             group=d.get("group"),
             status=d.get("status"),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from allocgate import profilers
 from allocgate.build import Builder
 from allocgate.errors import ProfileError, WorkloadError
-from allocgate.harness import HARNESS_KEY, split_harness
+from allocgate.harness import split_harness
 from allocgate.load import check_counts
 from allocgate.process import Progress, require_tool
 from allocgate.profile import Profile
@@ -35,9 +35,8 @@ class Measurement:
     """A workload's profile (the median of its runs) and how the runs varied."""
 
     profile: Profile
+    """The runs combined: per-callsite medians and the ranges they spanned."""
     runs: int
-    spread: dict[str, list[int]] = field(default_factory=dict)
-    nondeterministic: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
     harness: dict[str, int] = field(default_factory=dict)
@@ -88,7 +87,9 @@ class Runner:
         """Test binaries for ``tests:`` workloads, built and listed once."""
         self.keep_profiles = keep_profiles
 
-    def measure(self, w: WorkloadConfig) -> Measurement:
+    def measure(self, w: WorkloadConfig, runs: int | None = None) -> Measurement:
+        """Builds ``w`` and runs it ``runs`` times (default: its configured ``runs``)."""
+        n = runs or w.runs
         profiler = profilers.get(w.profiler)
         # Fail before a long build when the profiler itself is missing.
         require_tool("cargo")
@@ -103,8 +104,8 @@ class Runner:
         kept: list[str] = []
         run_time = analyse_time = 0.0
         with tempfile.TemporaryDirectory(prefix="allocgate-") as tmp:
-            for i in range(1, w.runs + 1):
-                counter = f" {i}/{w.runs}" if w.runs > 1 else ""
+            for i in range(1, n + 1):
+                counter = f" {i}/{n}" if n > 1 else ""
                 out = Path(tmp) / f"{w.name}.{i}.{profiler.raw_suffix}"
                 with self.progress.step(f"running {w.name}{counter} under {profiler.name}"):
                     done, raw = profiler.run(w, exe, out)
@@ -125,7 +126,7 @@ class Runner:
                         "remove it from 'metrics'"
                     )
                 if self.keep_profiles is not None:
-                    kept_path = self._keep(raw, w.name, i, w.runs)
+                    kept_path = self._keep(raw, w.name, i, n)
                     kept.append(str(kept_path))
                     profile = dataclasses.replace(profile, source=str(kept_path))
                 else:
@@ -136,19 +137,15 @@ class Runner:
             from allocgate.render.text import NO_DEBUG_INFO_HINT
 
             self.progress.note(f"{w.name}: {NO_DEBUG_INFO_HINT}")
-        combined, spread, unstable = combine_runs(profiles)
+        combined = combine_runs(profiles)
         harness: dict[str, int] = {}
         if w.fold.harness:
             combined, harness = split_harness(combined)
-            spread.pop(HARNESS_KEY, None)
-            unstable = tuple(k for k in unstable if k != HARNESS_KEY)
         return Measurement(
             harness=harness,
             provenance=current_provenance(w.manifest, w.cargo_profile, w.profiler),
             profile=combined,
             runs=len(profiles),
-            spread=spread,
-            nondeterministic=unstable,
             kept=tuple(kept),
             seconds=seconds,
         )

@@ -1,44 +1,35 @@
-"""Run statistics: the per-callsite median of a workload's runs and how they varied."""
+"""Run statistics: a workload's runs combined into one profile with its noise envelope."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from allocgate.callsites import Callsite, sort_callsites
+from allocgate.envelope import Span, Swing, collect, median, swings
 from allocgate.profile import Profile
 
 
-def combine_runs(
-    profiles: Sequence[Profile],
-) -> tuple[Profile, dict[str, list[int]], tuple[str, ...]]:
-    """The per-callsite median over runs, each site's spread, and the unstable sites.
+def combine_runs(profiles: Sequence[Profile]) -> Profile:
+    """The per-callsite median over runs, with the range each metric spanned.
 
     The median ignores one outlier run in three; a site missing from a run counts
-    as zero there, so a site that only sometimes appears is flagged, not hidden.
+    as zero there, so a site that only sometimes appears has a range from 0 and
+    is flagged, not hidden. Only ranges of non-zero width are kept: a site that
+    did not vary is its value.
     """
     first = profiles[0]
     if len(profiles) == 1:
-        return first, {}, ()
-    keys = sorted({s.key for p in profiles for s in p.callsites})
+        return first
     by_run = [{s.key: s for s in p.callsites} for p in profiles]
-    rank = first.metrics[0]
+    runs = collect([{k: s.metrics for k, s in run.items()} for run in by_run], first.metrics)
     sites: list[Callsite] = []
-    spread: dict[str, list[int]] = {}
-    unstable: list[str] = []
-    for key in keys:
-        present = [run[key] for run in by_run if key in run]
-        values = {
-            m: [run[key].metrics.get(m, 0) if key in run else 0 for run in by_run]
-            for m in first.metrics
-        }
-        if len(present) != len(by_run) or any(len(set(v)) > 1 for v in values.values()):
-            unstable.append(key)
-        spread[key] = values[rank]
-        representative = present[0]
+    spans: dict[str, dict[str, Span]] = {}
+    for key, site in runs.items():
+        representative = next(run[key] for run in by_run if key in run)
         sites.append(
             Callsite(
                 key=key,
-                metrics={m: _median(v) for m, v in values.items()},
+                metrics={m: site.median(m) for m in first.metrics},
                 location=representative.location,
                 stack=representative.stack,
                 points=representative.points,
@@ -46,28 +37,29 @@ def combine_runs(
                 unresolved=representative.unresolved,
             )
         )
-    totals = {m: _median([p.totals.get(m, 0) for p in profiles]) for m in first.metrics}
-    combined = Profile(
+        varied = {m: site.span(m) for m in first.metrics if site.varied(m)}
+        if varied:
+            spans[key] = varied
+    totals = {m: [p.totals.get(m, 0) for p in profiles] for m in first.metrics}
+    return Profile(
         source=first.source,
         profiler=first.profiler,
         mode=first.mode,
         command=first.command,
         metrics=first.metrics,
-        totals=totals,
-        callsites=tuple(sort_callsites(sites, rank)),
+        totals={m: median(v) for m, v in totals.items()},
+        callsites=tuple(sort_callsites(sites, first.metrics[0])),
         depth=first.depth,
         points=first.points,
         units=first.units,
         symbolized=first.symbolized,
+        runs=len(profiles),
+        spans=spans,
+        total_spans={m: Span.of(v) for m, v in totals.items() if len(set(v)) > 1},
         keys=first.keys,
     )
-    ordered = sorted(unstable, key=lambda k: -max(spread[k]))
-    return combined, spread, tuple(ordered)
 
 
-def _median(values: Sequence[int]) -> int:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[mid]
-    return (ordered[mid - 1] + ordered[mid]) // 2
+def profile_swings(profile: Profile, metrics: Sequence[str], keys: Sequence[str]) -> list[Swing]:
+    """The listed sites whose gated ``metrics`` varied over the profile's runs, widest first."""
+    return swings({k: profile.spans[k] for k in keys if k in profile.spans}, metrics)

@@ -180,7 +180,11 @@ CASES = [
         ".yml",
     ),
     Case(
-        "baseline-version-2", "diff-baseline", _file("baseline-version-2.yml"), "version 2", ".yml"
+        "baseline-version-3",
+        "diff-baseline",
+        _file("baseline-version-3.yml"),
+        "written by a newer allocgate",
+        ".yml",
     ),
     Case(
         "baseline-wrong-type",

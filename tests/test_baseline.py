@@ -180,8 +180,8 @@ def test_layout_is_sorted_and_versioned(tmp_path: Path) -> None:
     assert text.startswith("# ")
     assert "allocgate bless" in text.splitlines()[0] + text.splitlines()[1] + text.splitlines()[2]
     doc = yaml.safe_load(text)
-    assert doc["version"] == 1
-    assert re.search(r"^version: 1$", text, re.M)
+    assert doc["version"] == 2
+    assert re.search(r"^version: 2$", text, re.M)
     assert list(doc["workloads"]) == ["alpha", "mid", "zeta"]
     for workload in doc["workloads"].values():
         # Callsites by key, so a change of rank alone does not reorder the file;
@@ -190,7 +190,7 @@ def test_layout_is_sorted_and_versioned(tmp_path: Path) -> None:
         assert keys == sorted(keys)
         assert list(workload["totals"]) == sorted(workload["totals"])
         for site in workload["callsites"]:
-            metrics = [k for k in site if k not in ("key", "at", "outside")]
+            metrics = [k for k in site if k not in ("key", "at", "outside", "range")]
             assert metrics == sorted(metrics)
     assert text.endswith("\n")
     assert "\r" not in text

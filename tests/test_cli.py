@@ -226,7 +226,7 @@ def test_diff_against_a_blessed_baseline(tmp_path: Path, cli: RunCli) -> None:
     assert code == 0, err
     assert "reqctx" in err
     doc = yaml.safe_load(baseline.read_text(encoding="utf-8"))
-    assert doc["version"] == 1
+    assert doc["version"] == 2
     assert doc["workloads"]["reqctx"]["totals"]["total_bytes"] == 82_623_189
 
     assert cli("diff", baseline, RERUN)[0] == 0

@@ -92,7 +92,7 @@ def test_markdown_table_cell_renders_literally(s: str, escaper: object) -> None:
 @pytest.mark.parametrize("s", HOSTILE, ids=IDS)
 def test_markdown_prose_line_renders_literally(s: str) -> None:
     # At the start of a line, where list, heading and quote markers would count.
-    rendered = read(md_text(s) + "\n")
+    rendered = read(md_text(s, line_start=True) + "\n")
     assert set(rendered.tags) <= {"p"}, rendered.tags
     assert visible(rendered.text).strip() == expected_visible(s).strip()
     assert pings(rendered) == []

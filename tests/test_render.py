@@ -17,7 +17,6 @@ from allocgate.load import load_profile
 from allocgate.metrics import format_delta, format_value
 from allocgate.profile import Profile
 from allocgate.quantities import format_percent, format_size
-from allocgate.render.escape import escape_md
 from allocgate.render.markdown import (
     COMMENT_LIMIT,
     MarkdownContext,
@@ -193,11 +192,15 @@ def test_comparison_table_is_aligned(backend: Path) -> None:
     lines = text.splitlines()
     assert lines[0].startswith("reqctx: REGRESSED")
     blocks: list[list[str]] = []
+    open_block = False
     for line in lines[1:]:
         if "status" in line and "callsite" in line:
             blocks.append([line])
-        elif blocks and line.startswith("  ") and not line.strip().endswith(":"):
+            open_block = True
+        elif open_block:
             blocks[-1].append(line)
+            # The totals row closes a table; notes follow it.
+            open_block = " total " not in line
     assert len(blocks) == 2  # one table per gated metric
     for table in blocks:
         header = table[0]
@@ -231,7 +234,7 @@ def test_profile_table_is_aligned() -> None:
 
 def test_terminal_output_keeps_names_on_one_line() -> None:
     text = report_text(evil_report())
-    assert "line break  here" in text
+    assert "line break here" in text
     for line in text.splitlines():
         assert "\r" not in line
 
@@ -257,18 +260,9 @@ def test_markdown_escapes_everything_from_the_profile() -> None:
     assert md.count("<!-- allocgate-comment:") == 1
     assert "<details><summary>x" not in md
     # ...and it still reads as the original text once the entities are decoded.
-    decoded = html.unescape(md)
+    decoded = html.unescape(md).replace("\u200b", "")
     for key in EVIL:
         assert " ".join(key.split()) in " ".join(decoded.split()), key
-
-
-@pytest.mark.parametrize("key", EVIL)
-def test_escape_md_is_literal(key: str) -> None:
-    escaped = escape_md(key)
-    assert "|" not in escaped
-    assert "\n" not in escaped
-    assert "<" not in escaped
-    assert html.unescape(escaped) == key.replace("\r", " ").replace("\n", " ")
 
 
 def test_stacks_of_regressed_sites_are_escaped() -> None:
@@ -319,7 +313,7 @@ def test_markdown_of_a_pass_and_an_error() -> None:
     md = report_markdown(report)
     assert_tables_intact(md)
     assert "could not be evaluated" in md
-    assert "&lt;E0308&gt; &#64;x" in md
+    assert "&lt;E0308&gt; @\u200bx" in md
 
 
 @pytest.mark.parametrize("all_regressed", [False, True], ids=["unchanged", "all-new"])

@@ -13,7 +13,9 @@ from allocgate.metrics import format_delta, format_value
 def quote(text: str) -> str:
     """A markdown block quote of literal, escaped text, line by line."""
     # md_text would join the lines into one; the quote keeps them, each escaped.
-    return "\n".join(f"> {md_text(line)}" if line else ">" for line in text.split("\n"))
+    return "\n".join(
+        f"> {md_text(line, line_start=True)}" if line else ">" for line in text.split("\n")
+    )
 
 
 TITLE = "Baseline changed in this PR"

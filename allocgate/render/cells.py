@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from allocgate.compare import GONE, NEW, SiteDelta
+from allocgate.compare import GONE, NEW, UNCHANGED, SiteDelta
+from allocgate.envelope import Span
 from allocgate.metrics import format_delta, format_value
 from allocgate.quantities import format_percent
 
@@ -34,3 +35,18 @@ def site_cells(site: SiteDelta, metric: str, units: dict[str, str]) -> dict[str,
         "delta": format_delta(metric, delta, units),
         "pct": pct,
     }
+
+
+def site_status(site: SiteDelta, metric: str) -> str:
+    """The status of a site on one metric: a site that regressed on blocks alone is
+    ``unchanged`` in the bytes table, so each mark sits on the metric that moved."""
+    moved = site.moved_on(metric)
+    if moved is not None:
+        return moved
+    return site.status if site.status in (NEW, GONE) else UNCHANGED
+
+
+def span_text(metric: str, span: Span, units: dict[str, str]) -> str:
+    """``447.5 KiB–511.5 KiB (swing 12.5%)``."""
+    low, high = format_value(metric, span.low, units), format_value(metric, span.high, units)
+    return f"{low}–{high} (swing {span.relative_width() * 100:.1f}%)"

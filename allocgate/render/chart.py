@@ -60,7 +60,8 @@ def _percent(site: SiteDelta, metric: str) -> str:
 
 def _scale(metric: str, peak: int, units: dict[str, str]) -> tuple[int, str]:
     if not METRICS[metric].is_bytes:
-        return 1, units.get(metric, "blocks")
+        # An ad-hoc profile names its own units: profile text, escaped like a label.
+        return 1, mermaid_label(units.get(metric, "blocks"), fallback="units")
     for factor, name in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
         if peak >= factor:
             return factor, name

@@ -16,14 +16,14 @@ from markupsafe import Markup
 
 from allocgate.callsites import Callsite, display_key
 from allocgate.compare import GONE, IMPROVED, NEW, REGRESSED
+from allocgate.escape import html_text, md_code, md_text
 from allocgate.github.limits import MAX_COMMENT_CHARS
 from allocgate.metrics import METRICS, format_value
 from allocgate.profile import Profile
 from allocgate.render.baseline_section import markdown_section
-from allocgate.render.cells import site_cells
+from allocgate.render.cells import site_cells, site_status, span_text
 from allocgate.render.chart import mermaid_chart
-from allocgate.render.escape import code_span, escape_html, escape_md
-from allocgate.render.text import bless_hint, harness_line, spread_line, verdict_line
+from allocgate.render.text import LISTED, bless_hint, harness_line, runs_text, verdict_line
 from allocgate.report import Report
 
 if TYPE_CHECKING:
@@ -66,8 +66,9 @@ def command_markup(command: str) -> Markup:
     """A command to copy: a code span when it is plain, else escaped text (a code
     span shows `@name` and `#1` literally, but they are still in the raw body)."""
     if re.fullmatch(r"[\w .:/=+-]+", command):
-        return Markup(code_span(command))
-    return Markup(escape_md(command))
+        # Nothing in it that a code span would show differently: copyable as it is.
+        return Markup(f"`{command}`")
+    return Markup(md_text(command))
 
 
 def location_markup(location: str | None, links: ActionsContext | None) -> Markup:
@@ -77,8 +78,13 @@ def location_markup(location: str | None, links: ActionsContext | None) -> Marku
     where = links.locate(location) if links is not None else None
     url = links.blob_url(where) if links is not None and where is not None else None
     if url is None:
-        return Markup(escape_md(location))
-    return Markup(f"[{escape_md(location)}]({_link_target(url)})")
+        return Markup(md_code(location))
+    return Markup(f"[{md_code(location)}]({_link_target(url)})")
+
+
+_TEXT_LIMIT = 2000
+"""Characters of one value (an error message, say) shown in the comment; names are cut
+at 200 where they are made code."""
 
 
 def _finalize(value: object) -> object:
@@ -86,7 +92,7 @@ def _finalize(value: object) -> object:
     # text unless it was made as markup (Markup) where it was built.
     if isinstance(value, Markup):
         return value
-    return escape_md(value)
+    return md_text(value, _TEXT_LIMIT)
 
 
 def _link_target(url: str) -> Markup:
@@ -105,15 +111,21 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["html"] = lambda text: Markup(escape_html(text))
-    env.filters["code"] = lambda text: Markup(code_span(text))
+    env.filters["html"] = lambda text: Markup(html_text(text))
+    env.filters["line"] = lambda text: Markup(md_text(text, line_start=True))
+    env.filters["pre"] = lambda text: Markup(html_text(text, in_pre=True))
+    env.filters["code"] = lambda text: Markup(md_code(text))
     env.filters["link_target"] = _link_target
     env.globals["cells"] = site_cells
     env.globals["mark"] = lambda status: _MARKS.get(status, "")
     env.globals["verdict_mark"] = lambda verdict: _VERDICT_MARKS.get(verdict, "")
     env.globals["chart"] = lambda c: Markup(mermaid_chart(c))
     env.globals["plain_verdict"] = verdict_line
-    env.globals["spread_line"] = spread_line
+    env.globals["status"] = site_status
+    env.globals["span"] = span_text
+    env.globals["runs_text"] = runs_text
+    env.globals["listed"] = LISTED
+    env.globals["title"] = lambda metric: METRICS[metric].title
     env.globals["harness_line"] = harness_line
     return env
 
@@ -169,7 +181,7 @@ def report_markdown(report: Report, ctx: MarkdownContext | None = None) -> str:
 
 def profile_markdown(profile: Profile, sites: Sequence[Callsite], metric: str) -> str:
     lines = [
-        f"**{escape_md(profile.source)}** — {escape_md(profile.profiler)}, "
+        f"**{md_text(profile.source)}** — {md_text(profile.profiler)}, "
         f"{profile.points:,} program points",
         "",
         f"| # | callsite | {METRICS[metric].title} | blocks | at |",
@@ -177,8 +189,8 @@ def profile_markdown(profile: Profile, sites: Sequence[Callsite], metric: str) -
     ]
     for i, s in enumerate(sites, 1):
         lines.append(
-            f"| {i} | {escape_md(display_key(s.key, s.outside))} | {format_value(metric, s.metrics.get(metric, 0), profile.units)}"
-            f" | {format_value('total_blocks', s.metrics.get('total_blocks', 0), profile.units)}"
-            f" | {escape_md(s.location or '?')} |"
+            f"| {i} | {md_code(display_key(s.key, s.outside))} | {md_text(format_value(metric, s.metrics.get(metric, 0), profile.units))}"
+            f" | {md_text(format_value('total_blocks', s.metrics.get('total_blocks', 0), profile.units))}"
+            f" | {md_code(s.location or '?')} |"
         )
     return "\n".join(lines) + "\n"
