@@ -195,7 +195,8 @@ class FrameTable:
         entry = dependency = None
         first: list[str | None] = [None, None, None]
         unresolved = False
-        classify = self.classifier.facts
+        # Harness frames (a #[test] workload's libtest) are remapped by `facts`.
+        classify = self.facts if self.harness else self.classifier.facts
         for frame in chain:
             facts = classify(frame)
             kind = facts.kind

@@ -214,11 +214,6 @@ def _sites_per_test(project: Project, kept: Path) -> dict[str, dict[str, int]]:
 
 
 @pytest.mark.heaptrack
-@pytest.mark.xfail(
-    reason="heaptrack names inlined frames by their short DWARF name until the fold "
-    "resolves them from debug info (helper keys, issue 15)",
-    strict=False,
-)
 def test_valgrind_and_heaptrack_give_the_same_keys_per_test(
     tmp_path: Path, lexer_target: Path
 ) -> None:
