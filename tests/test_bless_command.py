@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli
 
 from allocgate.baseline_change import TotalChange
 from allocgate.errors import GitHubError
@@ -239,3 +243,36 @@ def test_a_refusal_reply_escapes_the_login() -> None:
     assert "<b>" not in reply
     assert "@x" not in reply
     assert reply.startswith("**allocgate bless refused**")
+
+
+# The CLI refuses mixed-up bless arguments before it does anything.
+
+
+def test_from_comment_takes_nothing_from_the_command_line(tmp_path: Path) -> None:
+    code, out, err = run_cli("bless", "--from-comment", "small", cwd=tmp_path)
+    assert code == 2
+    assert "takes the workloads and the reason from the comment" in err
+    assert out == ""
+
+
+def test_an_empty_reason_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "Cargo.toml").write_text('[package]\nname = "a"\n')
+    (tmp_path / "allocgate.yml").write_text("workloads:\n  a: {manifest: Cargo.toml}\n")
+    code, _, err = run_cli("bless", "--reason", "  ", cwd=tmp_path)
+    assert code == 2
+    assert err.startswith("allocgate: error: --reason is empty")
+    assert not (tmp_path / "allocgate-baseline.yml").exists()
+
+
+def test_from_comment_outside_a_workflow_says_what_is_missing(tmp_path: Path) -> None:
+    env_free = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "allocgate.cli", "bless", "--from-comment"],
+        cwd=tmp_path,
+        env={**env_free, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "GITHUB_EVENT_PATH is not set" in done.stderr
