@@ -3,7 +3,7 @@ deterministically (sorted, one block per workload) and atomically."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -290,33 +290,48 @@ def _existing_blocks(text: str, names: set[str]) -> dict[str, str] | None:
     return blocks if set(blocks) == names else None
 
 
-def update_baseline(path: Path, workloads: Mapping[str, WorkloadBaseline]) -> Baseline:
+def update_baseline(
+    path: Path, workloads: Mapping[str, WorkloadBaseline], remove: Iterable[str] = ()
+) -> Baseline:
     """Writes ``workloads`` into the baseline at ``path``, keeping every other workload
-    byte for byte. The old file is validated first and replaced atomically, all under
+    byte for byte except those named in ``remove`` (tests that are gone). The old file is validated first and replaced atomically, all under
     a lock, so concurrent blesses of different workloads all land."""
     with locked(path, BaselineError):
         # Only a killed writer leaves a temporary file while we hold the lock.
         remove_stale_temps(path)
         current = read_baseline(path)
-        merged = dict(current.workloads)
+        dropped = set(remove) - set(workloads)
+        merged = {n: w for n, w in current.workloads.items() if n not in dropped}
         merged.update(workloads)
-        atomic_write(path, _compose(path, current, workloads))
+        atomic_write(path, _compose(path, current, workloads, dropped))
     return Baseline(path, merged)
 
 
-def _compose(path: Path, current: Baseline, workloads: Mapping[str, WorkloadBaseline]) -> str:
-    """The new file: kept blocks verbatim, new ones rendered, checked to read back right."""
+def _compose(
+    path: Path,
+    current: Baseline,
+    workloads: Mapping[str, WorkloadBaseline],
+    dropped: set[str] | None = None,
+) -> str:
+    """The new file: kept blocks verbatim (``dropped`` ones left out), new ones
+    rendered, checked to read back right."""
+    dropped = dropped or set()
     blocks: dict[str, str] = {}
     if current.workloads:
         blocks = _existing_blocks(path.read_text(encoding="utf-8"), set(current.workloads)) or {}
+    for name in dropped:
+        blocks.pop(name, None)
     for name, workload in current.workloads.items():
+        if name in dropped:
+            continue
         block = blocks.get(name)
         # A hand-edited last block may lack its newline: it would swallow the next one.
         blocks[name] = block if block and block.endswith("\n") else render_workload(workload)
     for name, workload in workloads.items():
         blocks[name] = render_workload(workload)
     body = _body(blocks)
-    expected = {**current.workloads, **workloads}
+    kept = {n: w for n, w in current.workloads.items() if n not in dropped}
+    expected = {**kept, **workloads}
     if not _reads_back(path, body, expected):
         body = _body({name: render_workload(w) for name, w in expected.items()})
     return body

@@ -34,10 +34,12 @@ from allocgate.boundary import (
     Classifier,
     FrameFacts,
     describe,
+    name_crate,
     normalize_function,
     strip_generics,
 )
 from allocgate.frames import Frame
+from allocgate.harness import HARNESS_KEY
 from allocgate.workspace import Workspace
 
 __all__ = [
@@ -87,6 +89,9 @@ class FoldOptions:
     the profile's command, when it still exists and matches the profile."""
     symbolize: bool = True
     """Whether to read names from the binary's debug info at all."""
+    harness: bool = False
+    """A #[test] workload: libtest's frames are plumbing, and program points with no
+    workspace or dependency frame key as ``harness.HARNESS_KEY`` (allocgate/harness.py)."""
 
     def __post_init__(self) -> None:
         from allocgate.errors import ConfigError
@@ -180,6 +185,7 @@ class FrameTable:
         self._joined: dict[tuple[str, str], str] = {}
         self._facts: dict[Frame, FrameFacts] = {}
         self._prints: list[int | None] = [None] * len(frames)
+        self.harness = options.harness
 
     def chain(self, index: int) -> tuple[Frame, ...]:
         """The frames one table entry stands for (more than one once symbolized)."""
@@ -189,6 +195,11 @@ class FrameTable:
         found = self._facts.get(frame)
         if found is None:
             found = self._facts[frame] = self.classifier.facts(frame)
+            if self.harness and found.kind != WORKSPACE:
+                from allocgate.harness import is_harness_frame
+
+                if is_harness_frame(name_crate(found.name), frame.file):
+                    found = self._facts[frame] = FrameFacts(PLUMBING, found.name, False)
         return found
 
     def step(self, index: int) -> _Step:
@@ -205,7 +216,8 @@ class FrameTable:
         entry = dependency = None
         first: list[str | None] = [None, None, None]
         unresolved = False
-        classify = self.classifier.facts
+        # Harness frames (a #[test] workload's libtest) are remapped by `facts`.
+        classify = self.facts if self.harness else self.classifier.facts
         for frame in chain:
             facts = classify(frame)
             kind = facts.kind
@@ -298,6 +310,8 @@ class FrameTable:
             if unresolved or key not in self.flags:
                 self.flags[key] = (False, unresolved)
             return key
+        if self.harness and fallback[0] is None:
+            return HARNESS_KEY
         key = fallback[0] or fallback[1] or fallback[2] or "[allocator]"
         self.flags.setdefault(key, (True, False))
         return key
@@ -316,6 +330,8 @@ class FrameTable:
             key = KEY_SEPARATOR.join(names)
             self.flags.setdefault(key, (False, False))
             return key
+        if self.harness and fallback[0] is None:
+            return HARNESS_KEY
         key = fallback[1] or fallback[0] or fallback[2] or "[allocator]"
         self.flags.setdefault(key, (True, False))
         return key

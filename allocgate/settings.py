@@ -164,6 +164,11 @@ _OPTIONS: tuple[Option, ...] = (
         {"metavar": "K/N", "default": None},
     ),
     Option(
+        "strict",
+        "a test not yet in the baseline (of a `tests:` workload) is an error, not a note",
+        {"action": "store_true", "default": False},
+    ),
+    Option(
         "examples",
         "init: also one workload per example target",
         {"action": "store_true", "default": False},
@@ -259,6 +264,7 @@ def add_pytest_options(group: Any, parser: Any) -> None:
         "report-md",
         "keep-profiles",
         "bless",
+        "strict",
         "threshold",
         prefix=PYTEST_PREFIX,
     )
@@ -316,6 +322,8 @@ class Settings:
     comment: CommentSettings = field(default_factory=CommentSettings)
     bless: bool = False
     """pytest: measure for the baseline instead of judging."""
+    strict: bool = False
+    """A new test (not yet blessed) is an error."""
     examples: bool = False
     """init: example targets become workloads too."""
     force: bool = False
@@ -386,6 +394,7 @@ class Settings:
             report_md=get("report_md"),
             keep_profiles=get("keep_profiles"),
             quiet=bool(get("quiet", False)),
+            strict=bool(get("strict", False)),
             format=get("format", "text"),
             top=get("top"),
             metrics=metrics,
@@ -441,6 +450,7 @@ class Settings:
             keep_profiles=get("keep-profiles"),
             quiet=True,
             bless=bool(get("bless")),
+            strict=bool(get("strict")),
             environ=_frozen_env(None),
         )
 
