@@ -233,7 +233,7 @@ def init(settings: Settings) -> Scaffold:
     if path.exists() and not settings.force:
         # Checked first, so nothing runs (not even cargo metadata) for nothing.
         raise exists_error(path)
-    result = scaffold(settings.start, path, examples=settings.examples)
+    result = scaffold(settings.start, path, examples=settings.examples, tests=settings.tests)
     write_new(path, result.text, force=settings.force)
     return result
 

@@ -12,7 +12,7 @@ import yaml
 from allocgate import profilers
 from allocgate.atomic import atomic_write
 from allocgate.baseline import Baseline, WorkloadBaseline
-from allocgate.callsites import KEYS, Callsite, sort_callsites
+from allocgate.callsites import KEYS, Callsite, HeavyStack, sort_callsites
 from allocgate.envelope import Span
 from allocgate.errors import BaselineError
 from allocgate.filelock import locked, remove_stale_temps
@@ -172,7 +172,7 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         if not isinstance(site, dict):
             raise _fail(path, at, "expected a mapping with 'key' and metrics")
         for key in site:
-            if key not in ("key", "at", "outside", "range", *METRIC_NAMES):
+            if key not in ("key", "at", "outside", "range", "stacks", *METRIC_NAMES):
                 raise _fail(path, f"{at}.{key}", "unknown key")
         key = site.get("key")
         if not isinstance(key, str) or not key:
@@ -192,7 +192,8 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         ranges = _ranges(path, f"{at}.range", site.get("range"), values)
         if ranges:
             spans[key] = ranges
-        callsites.append(Callsite(key, values, location, outside=outside))
+        stacks = _stacks(path, f"{at}.stacks", site.get("stacks"))
+        callsites.append(Callsite(key, values, location, outside=outside, stacks=stacks))
     callsites = sort_callsites(callsites, "total_bytes")
     return WorkloadBaseline(
         name=name,
@@ -208,6 +209,23 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         keys=keys,
         provenance=dict(provenance),
     )
+
+
+def _stacks(path: Path, where: str, doc: Any) -> tuple[HeavyStack, ...]:
+    """``{via: value}``: the rank metric of the site's heaviest stacks by caller
+    (optional: older baselines have none, and then every stack reads as new)."""
+    if doc is None:
+        return ()
+    if not isinstance(doc, dict):
+        raise _fail(path, where, "expected a mapping of caller to value")
+    stacks = []
+    for via, value in doc.items():
+        if not isinstance(via, str) or type(value) is not int or not 0 <= value <= MAX_COUNT:
+            raise _fail(
+                path, f"{where}.{show(via)}", f"expected a non-negative integer, got {show(value)}"
+            )
+        stacks.append(HeavyStack(via, value))
+    return tuple(stacks)
 
 
 def _ranges(path: Path, where: str, doc: Any, values: Mapping[str, int]) -> dict[str, Span]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,10 @@ class Builder:
         self.progress = progress
         self._built: dict[tuple[BuildKey, str | None, str | None], Path] = {}
         self._said: set[str] = set()
-        self._dir = tempfile.TemporaryDirectory(prefix="allocgate-bin-")
+        self._dir = tempfile.mkdtemp(prefix="allocgate-bin-")
+        # Removed with the builder (or at exit) without TemporaryDirectory's
+        # ResourceWarning for an implicit cleanup (an error under pytest).
+        weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
 
     def executable(self, w: WorkloadConfig, features: tuple[str, ...]) -> Path:
         key = (BuildKey(w.manifest, w.cargo_profile, features), w.bin, w.example)
@@ -90,7 +94,7 @@ class Builder:
             built = _pick_executable(w, _lines(messages))
         # A private copy: another workload's build into the same target dir
         # (same package name, other manifest) must not swap the binary under us.
-        private = Path(self._dir.name) / f"{len(self._built)}-{built.name}"
+        private = Path(self._dir) / f"{len(self._built)}-{built.name}"
         shutil.copy2(built, private)
         return private
 

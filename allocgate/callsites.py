@@ -51,6 +51,7 @@ __all__ = [
     "FoldOptions",
     "Folder",
     "FrameTable",
+    "HeavyStack",
     "display_key",
     "normalize_function",
     "sort_callsites",
@@ -65,6 +66,10 @@ KEYS = ("workspace", "innermost")
 """The kinds of key: at the workspace boundary (default), or the innermost non-std frames."""
 DETAILED = 200
 """Sites per metric, by rank, that get a location and a display stack."""
+HEAVIEST = 3
+"""Program points per site kept by the rank metric: its heaviest stacks."""
+NO_CALLER = "(no workspace caller)"
+"""The ``via`` of a stack whose key frame has no further workspace frame above it."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,19 @@ class FoldOptions:
 
 
 @dataclass(frozen=True)
+class HeavyStack:
+    """One of a site's heaviest stacks: which caller (``via``) and how much."""
+
+    via: str
+    """The workspace function that called the key's function (outward), or NO_CALLER."""
+    value: int
+    """The rank metric (the fold's first) of the program points with this ``via``
+    among the site's heaviest."""
+    frames: tuple[str, ...] = ()
+    """For display, as ``Callsite.stack``; a baseline keeps none."""
+
+
+@dataclass(frozen=True)
 class Callsite:
     """Allocations folded under one key, with a representative stack for people."""
 
@@ -117,6 +135,9 @@ class Callsite:
     unresolved: bool = False
     """An inlined frame below the key could not be named (no debug info at
     hand): the allocation may belong to it rather than to the key's function."""
+    stacks: tuple[HeavyStack, ...] = ()
+    """Up to HEAVIEST stacks by the rank metric, heaviest first, one per ``via``
+    (only for sites that are shown)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +374,17 @@ class FrameTable:
                     return self.classifier.location(frame)
         return None
 
+    def via(self, stack: Sequence[int], depth: int) -> str:
+        """The caller that tells a site's stacks apart: the first workspace (innermost
+        keys: user) function outward of the ``depth`` that make the key. Depends on
+        the stack alone, so the same caller has the same label in every profile."""
+        names: list[str] = []
+        for index in stack:
+            step = self.step(index)
+            if extend_names(names, step.workspace if self.workspace_keys else step.user, depth + 1):
+                return names[depth]
+        return NO_CALLER
+
     def display_stack(self, stack: Sequence[int], limit: int = 16) -> tuple[str, ...]:
         """Frames for people: the few std frames that show *how* the user code
         allocated (``with_capacity``, ``clone``), then the frames down to the last
@@ -395,16 +427,51 @@ def _first(found: list[str | None], candidates: Iterable[str | None]) -> None:
 
 
 class _Site:
-    """One callsite's running sums and its largest program point."""
+    """One callsite's running sums and its heaviest program points."""
 
-    __slots__ = ("best", "fingerprint", "points", "stack", "values")
+    __slots__ = ("floor", "heavy", "points", "values")
 
     def __init__(self, values: list[int], stack: Sequence[int]) -> None:
         self.values = values
         self.points = 1
-        self.best = values[0]
-        self.stack = stack
-        self.fingerprint: int | None = None
+        self.heavy: list[tuple[int, int | None, Sequence[int]]] = [(values[0], None, stack)]
+        """(rank value, fingerprint once a tie needed it, stack), heaviest first."""
+        self.floor = -1
+        """The lightest kept rank value once HEAVIEST are kept: lighter points
+        are passed over with one comparison (the hot loop's only extra cost)."""
+
+    @property
+    def stack(self) -> Sequence[int]:
+        return self.heavy[0][2]
+
+    def offer(
+        self, fingerprint: Callable[[Sequence[int]], int], rank: int, stack: Sequence[int]
+    ) -> None:
+        """Keeps ``stack`` when it is among the HEAVIEST; ties by fingerprint, so
+        every run keeps the same stacks whatever the order of the points."""
+        heavy = self.heavy
+        mine: int | None = None
+        at = len(heavy)
+        for i, (value, print_, kept) in enumerate(heavy):
+            if rank > value:
+                at = i
+                break
+            if rank == value:
+                if mine is None:
+                    mine = fingerprint(stack)
+                if print_ is None:
+                    print_ = fingerprint(kept)
+                    heavy[i] = (value, print_, kept)
+                if mine > print_:
+                    at = i
+                    break
+        if at == HEAVIEST:
+            return
+        heavy.insert(at, (rank, mine, stack))
+        if len(heavy) > HEAVIEST:
+            heavy.pop()
+        if len(heavy) == HEAVIEST:
+            self.floor = heavy[-1][0]
 
 
 class Folder:
@@ -490,19 +557,8 @@ class Folder:
                 for i in metric_range:
                     sums[i] += values[i]
                 site.points += 1
-                rank = values[0]
-                if rank > site.best:
-                    site.best = rank
-                    site.stack = stack
-                    site.fingerprint = None
-                elif rank == site.best:
-                    mine = fingerprint(stack)
-                    theirs = site.fingerprint
-                    if theirs is None:
-                        theirs = site.fingerprint = fingerprint(site.stack)
-                    if mine > theirs:
-                        site.stack = stack
-                        site.fingerprint = mine
+                if values[0] >= site.floor:
+                    site.offer(fingerprint, values[0], stack)
 
     @property
     def points(self) -> int:
@@ -535,9 +591,25 @@ class Folder:
                     points=site.points,
                     outside=outside,
                     unresolved=unresolved,
+                    stacks=self._heavy_stacks(site) if show else (),
                 )
             )
         return tuple(sort_callsites(out, self.metrics[0]))
+
+    def _heavy_stacks(self, site: _Site) -> tuple[HeavyStack, ...]:
+        """The kept points by caller: points with the same ``via`` add up and show
+        the heaviest one's frames."""
+        by_via: dict[str, list[Any]] = {}
+        for value, _, stack in site.heavy:
+            via = self.table.via(stack, self.depth)
+            if via in by_via:
+                by_via[via][0] += value
+            else:
+                by_via[via] = [value, stack]
+        return tuple(
+            HeavyStack(via, value, self.table.display_stack(stack))
+            for via, (value, stack) in sorted(by_via.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        )
 
 
 OUTSIDE_MARK = " (outside the workspace)"

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser(
         "init", help="write allocgate.yml for the crate or workspace in this directory"
     )
-    add_options(init.add_argument, "config", "examples", "force")
+    add_options(init.add_argument, "config", "examples", "tests", "force")
 
     tools = sub.add_parser(
         "tools",

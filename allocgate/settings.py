@@ -174,6 +174,12 @@ _OPTIONS: tuple[Option, ...] = (
         {"action": "store_true", "default": False},
     ),
     Option(
+        "tests",
+        "init: write the offered `tests:` workloads (each #[test] of a library a workload) "
+        "instead of commenting them out",
+        {"action": "store_true", "default": False},
+    ),
+    Option(
         "force",
         "init: replace an existing config file",
         {"action": "store_true", "default": False},
@@ -325,6 +331,7 @@ class Settings:
     strict: bool = False
     """A new test (not yet blessed) is an error."""
     examples: bool = False
+    tests: bool = False
     """init: example targets become workloads too."""
     force: bool = False
     """init: an existing config file may be replaced."""
@@ -415,6 +422,7 @@ class Settings:
             bless_base="allocgate bless"
             + (f" --config {get('config')}" if get("config") is not None else ""),
             examples=bool(get("examples", False)),
+            tests=bool(get("tests", False)),
             force=bool(get("force", False)),
             profile=get("profile"),
             workload=get("workload"),

@@ -319,13 +319,15 @@ def fold_tree(
 ) -> Folder:
     """Sums (node, metric values) points as Folder sums whole stacks: each point
     goes in as its node's condensed stack (the same key), ties are broken by the
-    whole stack's fingerprint, and each site keeps its largest point's display
-    equivalent as its stack."""
+    whole stack's fingerprint, and each site keeps its heaviest points' display
+    equivalents as its stacks."""
     folder = Folder(fold.table, metrics, fold.depth, fingerprint=fold.node_fingerprint)
     folder.add_batches((((fold.node_stack(node), values) for node, values in points),))
     for site in folder.sites.values():
-        assert isinstance(site.stack, _NodeStack)
-        site.stack = _DisplayStack(fold, site.stack.node)
+        heavy = site.heavy
+        for i, (value, print_, stack) in enumerate(heavy):
+            assert isinstance(stack, _NodeStack)
+            heavy[i] = (value, print_, _DisplayStack(fold, stack.node))
     return folder
 
 

@@ -21,7 +21,7 @@ from allocgate.github.limits import MAX_COMMENT_CHARS
 from allocgate.metrics import METRICS, format_value
 from allocgate.profile import Profile
 from allocgate.render.baseline_section import markdown_section
-from allocgate.render.cells import site_cells, site_status, span_text
+from allocgate.render.cells import site_cells, site_status, span_text, stack_delta_text
 from allocgate.render.chart import mermaid_chart
 from allocgate.render.text import LISTED, bless_hint, harness_line, runs_text, verdict_line
 from allocgate.report import Report
@@ -123,6 +123,7 @@ def _env() -> jinja2.Environment:
     env.globals["plain_verdict"] = verdict_line
     env.globals["status"] = site_status
     env.globals["span"] = span_text
+    env.globals["stack_delta"] = stack_delta_text
     env.globals["runs_text"] = runs_text
     env.globals["listed"] = LISTED
     env.globals["title"] = lambda metric: METRICS[metric].title

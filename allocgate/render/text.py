@@ -91,6 +91,7 @@ def comparison_text(result: WorkloadResult) -> str:
         if len(c.settings.metrics) > 1:
             lines.append(f"  {METRICS[metric].title}:")
         lines += ["  " + line for line in _table(rows, {3, 4, 5, 6})]
+    lines += [f"  {line}" for line in grew_via_lines(c)]
     for extra in (good_news(c), beyond_line(c), noise_line(result)):
         if extra:
             lines.append("  " + extra)
@@ -128,6 +129,17 @@ def _moves(sites: Sequence[SiteDelta], metric: str, units: dict[str, str]) -> st
 
 
 LISTED = 5
+
+
+def grew_via_lines(c: Comparison) -> list[str]:
+    """``KEY grew via CALLER (+96.0 KiB)``: per regressed site, its stack that grew most."""
+    lines = []
+    for site in c.regressions[:LISTED]:
+        grown = next((s for s in site.stacks if s.delta > 0), None)
+        if grown is not None:
+            delta = format_delta("total_bytes", grown.delta, c.units)
+            lines.append(f"{name(site.key)} grew via {name(grown.via)} ({delta})")
+    return lines
 
 
 def good_news(c: Comparison) -> str | None:
