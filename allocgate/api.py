@@ -15,7 +15,7 @@ from allocgate.baseline_file import read_baseline, update_baseline
 from allocgate.compare import GateSettings, compare, recorded_count
 from allocgate.config import Config, WorkloadConfig, load_config
 from allocgate.envelope import Span, Swing, merge_spans, swings
-from allocgate.errors import AllocgateError, BaselineError, ConfigError
+from allocgate.errors import AllocgateError, BaselineError, ConfigError, WorkloadError
 from allocgate.load import load_profile, sniff
 from allocgate.process import Progress
 from allocgate.profile import Profile
@@ -23,6 +23,7 @@ from allocgate.render.markdown import MarkdownContext, report_markdown
 from allocgate.report import Report, WorkloadResult, merge_reports, read_report
 from allocgate.run import Measurement, Runner
 from allocgate.settings import DEFAULT_BASELINE, Settings
+from allocgate.test_workloads import GONE, NEW, expand, plan
 
 if TYPE_CHECKING:
     from allocgate.bless_record import BlessRecord
@@ -49,6 +50,8 @@ class BlessOutcome:
     path: Path
     old: dict[str, WorkloadBaseline]
     new: dict[str, WorkloadBaseline]
+    removed: tuple[str, ...] = ()
+    """Entries of tests that no longer exist, dropped by blessing their workload."""
 
 
 def shard(workloads: Sequence[WorkloadConfig], k: int, n: int) -> list[WorkloadConfig]:
@@ -61,10 +64,18 @@ def load(settings: Settings) -> Config:
     return load_config(settings.config, settings.start)
 
 
-def selected(config: Config, settings: Settings) -> list[WorkloadConfig]:
-    workloads = config.select(settings.workloads)
+def selected(config: Config, settings: Settings, measure: Runner) -> list[WorkloadConfig]:
+    """The named workloads, a ``tests:`` one as one workload per test (which builds
+    its test binaries), then this shard of them."""
+    workloads = expand(configured(config, settings), measure.tests)
     if settings.shard is not None:
         workloads = shard(workloads, *settings.shard)
+    return workloads
+
+
+def configured(config: Config, settings: Settings) -> list[WorkloadConfig]:
+    """The named workloads (all when none are named) as configured and overridden."""
+    workloads = config.select(settings.workloads)
     if settings.keys is not None:
         workloads = [replace(w, fold=replace(w.fold, keys=settings.keys)) for w in workloads]
     if settings.tolerances:
@@ -100,8 +111,13 @@ def markdown_context(settings: Settings, config: Config | None = None) -> Markdo
     )
 
 
-def judge(w: WorkloadConfig, measurement: Measurement, baseline: Baseline) -> WorkloadResult:
+def judge(
+    w: WorkloadConfig, measurement: Measurement, baseline: Baseline, strict: bool = False
+) -> WorkloadResult:
     """Compares one measured workload with its baseline entry; errors become results."""
+    group = w.test.group if w.test is not None else None
+    if group is not None and w.name not in baseline.workloads:
+        return new_test(w, baseline, strict, measurement)
     try:
         entry = baseline.get(w.name)
         if entry.profiler != w.profiler:
@@ -116,7 +132,7 @@ def judge(w: WorkloadConfig, measurement: Measurement, baseline: Baseline) -> Wo
         seconds = dict(measurement.seconds)
         seconds["analyse"] = seconds.get("analyse", 0.0) + time.monotonic() - started
     except AllocgateError as exc:
-        return WorkloadResult(w.name, error=str(exc), profiles=measurement.kept)
+        return WorkloadResult(w.name, error=str(exc), profiles=measurement.kept, group=group)
     from allocgate.provenance import Provenance, drift
 
     recorded = Provenance.from_mapping(entry.provenance)
@@ -128,6 +144,8 @@ def judge(w: WorkloadConfig, measurement: Measurement, baseline: Baseline) -> Wo
         baseline_runs=entry.runs,
         swings=tuple(nondeterministic(entry, measurement.profile, w.gate)),
         seconds=seconds,
+        group=group,
+        harness=measurement.harness,
         warnings=tuple(drift(w.name, w.profiler, recorded, measurement.provenance)),
     )
 
@@ -145,7 +163,30 @@ def nondeterministic(entry: WorkloadBaseline, current: Profile, gate: GateSettin
     return swings(spans, gate.metrics)
 
 
-def check_workload(w: WorkloadConfig, runner: Runner, baseline: Baseline) -> WorkloadResult:
+def new_test(
+    w: WorkloadConfig, baseline: Baseline, strict: bool, measurement: Measurement | None = None
+) -> WorkloadResult:
+    """A test added since the bless: reported, gated only once blessed (``--strict``: an error)."""
+    assert w.test is not None
+    error = None
+    if strict:
+        error = (
+            f"test {w.name!r} is not in {baseline.path} (--strict); "
+            f"run `allocgate bless {w.test.group}` to record it"
+        )
+    return WorkloadResult(
+        w.name,
+        error=error,
+        group=w.test.group,
+        status=NEW,
+        profiles=measurement.kept if measurement else (),
+        harness=measurement.harness if measurement else {},
+    )
+
+
+def check_workload(
+    w: WorkloadConfig, runner: Runner, baseline: Baseline, strict: bool = False
+) -> WorkloadResult:
     """Measures and judges one workload; one failing workload spoils no other."""
     try:
         entry = baseline.workloads.get(w.name)
@@ -153,8 +194,9 @@ def check_workload(w: WorkloadConfig, runner: Runner, baseline: Baseline) -> Wor
             raise BaselineError(f"{baseline.path}: {_keys_problem(w, entry.keys)}")
         measurement = runner.measure(w)
     except AllocgateError as exc:
-        return WorkloadResult(w.name, error=str(exc))
-    return judge(w, measurement, baseline)
+        group = w.test.group if w.test is not None else None
+        return WorkloadResult(w.name, error=str(exc), group=group)
+    return judge(w, measurement, baseline, strict)
 
 
 def bless_command(settings: Settings, names: Sequence[str]) -> str:
@@ -191,7 +233,7 @@ def init(settings: Settings) -> Scaffold:
     if path.exists() and not settings.force:
         # Checked first, so nothing runs (not even cargo metadata) for nothing.
         raise exists_error(path)
-    result = scaffold(settings.start, path, examples=settings.examples)
+    result = scaffold(settings.start, path, examples=settings.examples, tests=settings.tests)
     write_new(path, result.text, force=settings.force)
     return result
 
@@ -203,21 +245,29 @@ def missing_packages(settings: Settings) -> list[str]:
     from allocgate import profilers
 
     config = load(settings)
-    needed = {profilers.get(w.profiler).tool for w in selected(config, settings)}
+    needed = {profilers.get(w.profiler).tool for w in configured(config, settings)}
     return sorted(tool for tool in needed if tool is not None and shutil.which(tool) is None)
 
 
 def check(settings: Settings, run_with: Runner | None = None) -> Outcome:
-    """Builds, runs and compares each selected workload with the baseline."""
+    """Builds, runs and compares each selected workload with the baseline; a
+    ``tests:`` workload is one workload per test, its vanished tests reported as gone."""
     config = load(settings)
-    workloads = selected(config, settings)
     baseline = read_baseline(config.baseline)
-    problems = [w.name for w in workloads if _mismatch(w, baseline)]
-    if problems:
-        preflight(workloads, baseline, bless_command(settings, problems))
     measure = run_with or runner(settings)
-    results = tuple(check_workload(w, measure, baseline) for w in workloads)
-    return _outcome(results, settings, config, baseline)
+    todo = plan(configured(config, settings), measure.tests, baseline.workloads)
+    if settings.shard is not None:
+        todo = todo.shard(*settings.shard)
+    # Before building: each plain workload has its entry. (A test's entry is its own,
+    # and a test not blessed yet is new, not an error.)
+    plain = [w for w in todo.workloads if w.test is None]
+    problems = [w.name for w in plain if _mismatch(w, baseline)]
+    if problems:
+        preflight(plain, baseline, bless_command(settings, problems))
+    results = [check_workload(w, measure, baseline, settings.strict) for w in todo.workloads]
+    results += [WorkloadResult(name, error=error) for name, error in todo.failed.items()]
+    results += [WorkloadResult(name, group=group, status=GONE) for name, group in todo.gone.items()]
+    return _outcome(tuple(sorted(results, key=lambda r: r.name)), settings, config, baseline)
 
 
 def _mismatch(w: WorkloadConfig, baseline: Baseline) -> bool:
@@ -294,21 +344,26 @@ def bless_runs(w: WorkloadConfig) -> int:
 
 
 def record(
-    path: Path, entries: dict[str, WorkloadBaseline], blessing: BlessRecord | None = None
+    path: Path,
+    entries: dict[str, WorkloadBaseline],
+    blessing: BlessRecord | None = None,
+    remove: Sequence[str] = (),
 ) -> BlessOutcome:
-    """Writes the entries into the baseline at ``path`` (others are kept), once,
-    with who blessed them and why in each one's provenance."""
+    """Writes the entries into the baseline at ``path`` (others are kept, those in
+    ``remove`` dropped), once, with who blessed them and why in each one's provenance."""
     if blessing is not None and not blessing.empty:
         entries = {
             name: replace(entry, provenance={**entry.provenance, **blessing.to_dict()})
             for name, entry in entries.items()
         }
     current = read_baseline(path)
-    update_baseline(path, entries)
+    removed = tuple(sorted(n for n in remove if n in current.workloads and n not in entries))
+    update_baseline(path, entries, remove=removed)
     return BlessOutcome(
         path=path,
         old={n: current.workloads[n] for n in entries if n in current.workloads},
         new=entries,
+        removed=removed,
     )
 
 
@@ -322,7 +377,7 @@ def bless(settings: Settings, run_with: Runner | None = None) -> BlessOutcome:
     config = load(settings)
     blessing = _cli_blessing(settings, config)
     outcome = bless_workloads(
-        config, selected(config, settings), run_with or runner(settings), blessing
+        config, configured(config, settings), run_with or runner(settings), blessing
     )
     outputs = settings.environ.get("GITHUB_OUTPUT")
     if outputs:
@@ -336,9 +391,13 @@ def bless(settings: Settings, run_with: Runner | None = None) -> BlessOutcome:
 def bless_workloads(
     config: Config, workloads: Sequence[WorkloadConfig], measure: Runner, blessing: BlessRecord
 ) -> BlessOutcome:
-    """Measures every workload first, then writes the baseline once: all or nothing."""
-    entries = {w.name: baseline_entry(w, measure.measure(w, bless_runs(w))) for w in workloads}
-    return record(config.baseline, entries, blessing)
+    """Measures every workload first (a `tests:` one as one workload per test), then
+    writes the baseline once: all or nothing. Entries of tests that are gone are dropped."""
+    todo = plan(workloads, measure.tests, read_baseline(config.baseline).workloads)
+    for error in todo.failed.values():
+        raise WorkloadError(error)
+    entries = {w.name: baseline_entry(w, measure.measure(w, bless_runs(w))) for w in todo.workloads}
+    return record(config.baseline, entries, blessing, remove=tuple(todo.gone))
 
 
 def _cli_blessing(settings: Settings, config: Config | None) -> BlessRecord:
@@ -408,7 +467,7 @@ def measure_each(
     """`run`: each selected workload measured, or the error that stopped it."""
     config = load(settings)
     measure = runner(settings)
-    for w in selected(config, settings):
+    for w in selected(config, settings, measure):
         try:
             yield w, measure.measure(w)
         except AllocgateError as exc:

@@ -97,6 +97,7 @@ class WorkloadBaseline:
                 **({"outside": True} if s.outside else {}),
                 **dict(sorted(s.metrics.items())),
                 **({"range": _ranges(self.spans[s.key])} if self.spans.get(s.key) else {}),
+                **({"stacks": {h.via: h.value for h in s.stacks}} if s.stacks else {}),
             }
             for s in sorted(self.callsites, key=lambda s: s.key)
         ]

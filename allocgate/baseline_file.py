@@ -3,7 +3,7 @@ deterministically (sorted, one block per workload) and atomically."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import yaml
 from allocgate import profilers
 from allocgate.atomic import atomic_write
 from allocgate.baseline import Baseline, WorkloadBaseline
-from allocgate.callsites import KEYS, Callsite, sort_callsites
+from allocgate.callsites import KEYS, Callsite, HeavyStack, sort_callsites
 from allocgate.envelope import Span
 from allocgate.errors import BaselineError
 from allocgate.filelock import locked, remove_stale_temps
@@ -172,7 +172,7 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         if not isinstance(site, dict):
             raise _fail(path, at, "expected a mapping with 'key' and metrics")
         for key in site:
-            if key not in ("key", "at", "outside", "range", *METRIC_NAMES):
+            if key not in ("key", "at", "outside", "range", "stacks", *METRIC_NAMES):
                 raise _fail(path, f"{at}.{key}", "unknown key")
         key = site.get("key")
         if not isinstance(key, str) or not key:
@@ -192,7 +192,8 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         ranges = _ranges(path, f"{at}.range", site.get("range"), values)
         if ranges:
             spans[key] = ranges
-        callsites.append(Callsite(key, values, location, outside=outside))
+        stacks = _stacks(path, f"{at}.stacks", site.get("stacks"))
+        callsites.append(Callsite(key, values, location, outside=outside, stacks=stacks))
     callsites = sort_callsites(callsites, "total_bytes")
     return WorkloadBaseline(
         name=name,
@@ -208,6 +209,23 @@ def _validate_workload(path: Path, name: str, entry: Any) -> WorkloadBaseline:
         keys=keys,
         provenance=dict(provenance),
     )
+
+
+def _stacks(path: Path, where: str, doc: Any) -> tuple[HeavyStack, ...]:
+    """``{via: value}``: the rank metric of the site's heaviest stacks by caller
+    (optional: older baselines have none, and then every stack reads as new)."""
+    if doc is None:
+        return ()
+    if not isinstance(doc, dict):
+        raise _fail(path, where, "expected a mapping of caller to value")
+    stacks = []
+    for via, value in doc.items():
+        if not isinstance(via, str) or type(value) is not int or not 0 <= value <= MAX_COUNT:
+            raise _fail(
+                path, f"{where}.{show(via)}", f"expected a non-negative integer, got {show(value)}"
+            )
+        stacks.append(HeavyStack(via, value))
+    return tuple(stacks)
 
 
 def _ranges(path: Path, where: str, doc: Any, values: Mapping[str, int]) -> dict[str, Span]:
@@ -272,33 +290,48 @@ def _existing_blocks(text: str, names: set[str]) -> dict[str, str] | None:
     return blocks if set(blocks) == names else None
 
 
-def update_baseline(path: Path, workloads: Mapping[str, WorkloadBaseline]) -> Baseline:
+def update_baseline(
+    path: Path, workloads: Mapping[str, WorkloadBaseline], remove: Iterable[str] = ()
+) -> Baseline:
     """Writes ``workloads`` into the baseline at ``path``, keeping every other workload
-    byte for byte. The old file is validated first and replaced atomically, all under
+    byte for byte except those named in ``remove`` (tests that are gone). The old file is validated first and replaced atomically, all under
     a lock, so concurrent blesses of different workloads all land."""
     with locked(path, BaselineError):
         # Only a killed writer leaves a temporary file while we hold the lock.
         remove_stale_temps(path)
         current = read_baseline(path)
-        merged = dict(current.workloads)
+        dropped = set(remove) - set(workloads)
+        merged = {n: w for n, w in current.workloads.items() if n not in dropped}
         merged.update(workloads)
-        atomic_write(path, _compose(path, current, workloads))
+        atomic_write(path, _compose(path, current, workloads, dropped))
     return Baseline(path, merged)
 
 
-def _compose(path: Path, current: Baseline, workloads: Mapping[str, WorkloadBaseline]) -> str:
-    """The new file: kept blocks verbatim, new ones rendered, checked to read back right."""
+def _compose(
+    path: Path,
+    current: Baseline,
+    workloads: Mapping[str, WorkloadBaseline],
+    dropped: set[str] | None = None,
+) -> str:
+    """The new file: kept blocks verbatim (``dropped`` ones left out), new ones
+    rendered, checked to read back right."""
+    dropped = dropped or set()
     blocks: dict[str, str] = {}
     if current.workloads:
         blocks = _existing_blocks(path.read_text(encoding="utf-8"), set(current.workloads)) or {}
+    for name in dropped:
+        blocks.pop(name, None)
     for name, workload in current.workloads.items():
+        if name in dropped:
+            continue
         block = blocks.get(name)
         # A hand-edited last block may lack its newline: it would swallow the next one.
         blocks[name] = block if block and block.endswith("\n") else render_workload(workload)
     for name, workload in workloads.items():
         blocks[name] = render_workload(workload)
     body = _body(blocks)
-    expected = {**current.workloads, **workloads}
+    kept = {n: w for n, w in current.workloads.items() if n not in dropped}
+    expected = {**kept, **workloads}
     if not _reads_back(path, body, expected):
         body = _body({name: render_workload(w) for name, w in expected.items()})
     return body

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
@@ -121,17 +121,23 @@ def first_compiler_error(lines: Iterable[str], returncode: int, stderr_tail: str
     return tail(stderr_tail, 1) or f"exit code {returncode}"
 
 
-def _pick_executable(w: WorkloadConfig, messages: Iterable[str]) -> Path:
-    candidates: list[tuple[str, str]] = []
-    for line in messages:
+def executables(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """cargo's ``compiler-artifact`` messages (``--message-format=json``) that built
+    an executable, in order."""
+    for line in lines:
         if not line.startswith("{"):
             continue
         try:
             msg = orjson.loads(line)
         except orjson.JSONDecodeError:
             continue
-        if msg.get("reason") != "compiler-artifact" or not msg.get("executable"):
-            continue
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
+            yield msg
+
+
+def _pick_executable(w: WorkloadConfig, messages: Iterable[str]) -> Path:
+    candidates: list[tuple[str, str]] = []
+    for msg in executables(messages):
         target = msg.get("target", {})
         kinds = target.get("kind", [])
         candidates.append((str(target.get("name")), str(msg["executable"])))

@@ -34,10 +34,12 @@ from allocgate.boundary import (
     Classifier,
     FrameFacts,
     describe,
+    name_crate,
     normalize_function,
     strip_generics,
 )
 from allocgate.frames import Frame
+from allocgate.harness import HARNESS_KEY
 from allocgate.workspace import Workspace
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "FoldOptions",
     "Folder",
     "FrameTable",
+    "HeavyStack",
     "display_key",
     "normalize_function",
     "sort_callsites",
@@ -63,6 +66,10 @@ KEYS = ("workspace", "innermost")
 """The kinds of key: at the workspace boundary (default), or the innermost non-std frames."""
 DETAILED = 200
 """Sites per metric, by rank, that get a location and a display stack."""
+HEAVIEST = 3
+"""Program points per site kept by the rank metric: its heaviest stacks."""
+NO_CALLER = "(no workspace caller)"
+"""The ``via`` of a stack whose key frame has no further workspace frame above it."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,9 @@ class FoldOptions:
     the profile's command, when it still exists and matches the profile."""
     symbolize: bool = True
     """Whether to read names from the binary's debug info at all."""
+    harness: bool = False
+    """A #[test] workload: libtest's frames are plumbing, and program points with no
+    workspace or dependency frame key as ``harness.HARNESS_KEY`` (allocgate/harness.py)."""
 
     def __post_init__(self) -> None:
         from allocgate.errors import ConfigError
@@ -93,6 +103,19 @@ class FoldOptions:
 
     def skip_regex(self) -> re.Pattern[str] | None:
         return re.compile("|".join(f"(?:{p})" for p in self.skip)) if self.skip else None
+
+
+@dataclass(frozen=True)
+class HeavyStack:
+    """One of a site's heaviest stacks: which caller (``via``) and how much."""
+
+    via: str
+    """The workspace function that called the key's function (outward), or NO_CALLER."""
+    value: int
+    """The rank metric (the fold's first) of the program points with this ``via``
+    among the site's heaviest."""
+    frames: tuple[str, ...] = ()
+    """For display, as ``Callsite.stack``; a baseline keeps none."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +135,9 @@ class Callsite:
     unresolved: bool = False
     """An inlined frame below the key could not be named (no debug info at
     hand): the allocation may belong to it rather than to the key's function."""
+    stacks: tuple[HeavyStack, ...] = ()
+    """Up to HEAVIEST stacks by the rank metric, heaviest first, one per ``via``
+    (only for sites that are shown)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +185,7 @@ class FrameTable:
         self._joined: dict[tuple[str, str], str] = {}
         self._facts: dict[Frame, FrameFacts] = {}
         self._prints: list[int | None] = [None] * len(frames)
+        self.harness = options.harness
 
     def chain(self, index: int) -> tuple[Frame, ...]:
         """The frames one table entry stands for (more than one once symbolized)."""
@@ -168,6 +195,11 @@ class FrameTable:
         found = self._facts.get(frame)
         if found is None:
             found = self._facts[frame] = self.classifier.facts(frame)
+            if self.harness and found.kind != WORKSPACE:
+                from allocgate.harness import is_harness_frame
+
+                if is_harness_frame(name_crate(found.name), frame.file):
+                    found = self._facts[frame] = FrameFacts(PLUMBING, found.name, False)
         return found
 
     def step(self, index: int) -> _Step:
@@ -184,7 +216,8 @@ class FrameTable:
         entry = dependency = None
         first: list[str | None] = [None, None, None]
         unresolved = False
-        classify = self.classifier.facts
+        # Harness frames (a #[test] workload's libtest) are remapped by `facts`.
+        classify = self.facts if self.harness else self.classifier.facts
         for frame in chain:
             facts = classify(frame)
             kind = facts.kind
@@ -277,6 +310,8 @@ class FrameTable:
             if unresolved or key not in self.flags:
                 self.flags[key] = (False, unresolved)
             return key
+        if self.harness and fallback[0] is None:
+            return HARNESS_KEY
         key = fallback[0] or fallback[1] or fallback[2] or "[allocator]"
         self.flags.setdefault(key, (True, False))
         return key
@@ -295,6 +330,8 @@ class FrameTable:
             key = KEY_SEPARATOR.join(names)
             self.flags.setdefault(key, (False, False))
             return key
+        if self.harness and fallback[0] is None:
+            return HARNESS_KEY
         key = fallback[1] or fallback[0] or fallback[2] or "[allocator]"
         self.flags.setdefault(key, (True, False))
         return key
@@ -333,6 +370,17 @@ class FrameTable:
                 if self.facts(frame).kind in kinds:
                     return self.classifier.location(frame)
         return None
+
+    def via(self, stack: Sequence[int], depth: int) -> str:
+        """The caller that tells a site's stacks apart: the first workspace (innermost
+        keys: user) function outward of the ``depth`` that make the key. Depends on
+        the stack alone, so the same caller has the same label in every profile."""
+        names: list[str] = []
+        for index in stack:
+            step = self.step(index)
+            if _extend(names, step.workspace if self.workspace_keys else step.user, depth + 1):
+                return names[depth]
+        return NO_CALLER
 
     def display_stack(self, stack: Sequence[int], limit: int = 16) -> tuple[str, ...]:
         """Frames for people: the few std frames that show *how* the user code
@@ -376,16 +424,49 @@ def _first(found: list[str | None], candidates: Iterable[str | None]) -> None:
 
 
 class _Site:
-    """One callsite's running sums and its largest program point."""
+    """One callsite's running sums and its heaviest program points."""
 
-    __slots__ = ("best", "fingerprint", "points", "stack", "values")
+    __slots__ = ("floor", "heavy", "points", "values")
 
     def __init__(self, values: list[int], stack: Sequence[int]) -> None:
         self.values = values
         self.points = 1
-        self.best = values[0]
-        self.stack = stack
-        self.fingerprint: int | None = None
+        self.heavy: list[tuple[int, int | None, Sequence[int]]] = [(values[0], None, stack)]
+        """(rank value, fingerprint once a tie needed it, stack), heaviest first."""
+        self.floor = -1
+        """The lightest kept rank value once HEAVIEST are kept: lighter points
+        are passed over with one comparison (the hot loop's only extra cost)."""
+
+    @property
+    def stack(self) -> Sequence[int]:
+        return self.heavy[0][2]
+
+    def offer(self, table: FrameTable, rank: int, stack: Sequence[int]) -> None:
+        """Keeps ``stack`` when it is among the HEAVIEST; ties by fingerprint, so
+        every run keeps the same stacks whatever the order of the points."""
+        heavy = self.heavy
+        mine: int | None = None
+        at = len(heavy)
+        for i, (value, print_, kept) in enumerate(heavy):
+            if rank > value:
+                at = i
+                break
+            if rank == value:
+                if mine is None:
+                    mine = table.fingerprint(stack)
+                if print_ is None:
+                    print_ = table.fingerprint(kept)
+                    heavy[i] = (value, print_, kept)
+                if mine > print_:
+                    at = i
+                    break
+        if at == HEAVIEST:
+            return
+        heavy.insert(at, (rank, mine, stack))
+        if len(heavy) > HEAVIEST:
+            heavy.pop()
+        if len(heavy) == HEAVIEST:
+            self.floor = heavy[-1][0]
 
 
 class Folder:
@@ -461,19 +542,8 @@ class Folder:
                 for i in metric_range:
                     sums[i] += values[i]
                 site.points += 1
-                rank = values[0]
-                if rank > site.best:
-                    site.best = rank
-                    site.stack = stack
-                    site.fingerprint = None
-                elif rank == site.best:
-                    mine = table.fingerprint(stack)
-                    theirs = site.fingerprint
-                    if theirs is None:
-                        theirs = site.fingerprint = table.fingerprint(site.stack)
-                    if mine > theirs:
-                        site.stack = stack
-                        site.fingerprint = mine
+                if values[0] >= site.floor:
+                    site.offer(table, values[0], stack)
 
     @property
     def points(self) -> int:
@@ -506,9 +576,25 @@ class Folder:
                     points=site.points,
                     outside=outside,
                     unresolved=unresolved,
+                    stacks=self._heavy_stacks(site) if show else (),
                 )
             )
         return tuple(sort_callsites(out, self.metrics[0]))
+
+    def _heavy_stacks(self, site: _Site) -> tuple[HeavyStack, ...]:
+        """The kept points by caller: points with the same ``via`` add up and show
+        the heaviest one's frames."""
+        by_via: dict[str, list[Any]] = {}
+        for value, _, stack in site.heavy:
+            via = self.table.via(stack, self.depth)
+            if via in by_via:
+                by_via[via][0] += value
+            else:
+                by_via[via] = [value, stack]
+        return tuple(
+            HeavyStack(via, value, self.table.display_stack(stack))
+            for via, (value, stack) in sorted(by_via.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        )
 
 
 OUTSIDE_MARK = " (outside the workspace)"

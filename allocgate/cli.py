@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser(
         "init", help="write allocgate.yml for the crate or workspace in this directory"
     )
-    add_options(init.add_argument, "config", "examples", "force")
+    add_options(init.add_argument, "config", "examples", "tests", "force")
 
     tools = sub.add_parser(
         "tools",
@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("workloads", **_WORKLOADS)
     add_options(check.add_argument, "config", "report-json", "report-md", "keep-profiles")
     add_options(check.add_argument, "threshold")
-    add_options(check.add_argument, "shard", "format", "quiet", "comment", "keys", *_COMMENT)
+    add_options(
+        check.add_argument, "shard", "format", "quiet", "strict", "comment", "keys", *_COMMENT
+    )
     add_options(check.add_argument, "require-reason", "base")
 
     show_baseline = sub.add_parser(
@@ -187,6 +189,8 @@ def cmd_bless(settings: Settings) -> int:
     outcome = api.bless(settings)
     for name, entry in outcome.new.items():
         print(bless_line(outcome.old.get(name), entry, outcome.path), file=sys.stderr)
+    for name in outcome.removed:
+        print(f"{outcome.path}: removed {name} (the test no longer exists)", file=sys.stderr)
     return 0
 
 

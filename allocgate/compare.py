@@ -9,6 +9,7 @@ from typing import Any
 from allocgate.callsites import Callsite, sort_callsites
 from allocgate.envelope import Span, grew, shrank
 from allocgate.errors import AllocgateError
+from allocgate.heavy import StackDelta, stack_deltas
 from allocgate.metrics import METRICS, metric_info
 from allocgate.profile import Profile
 from allocgate.quantities import Tolerance
@@ -67,6 +68,8 @@ class SiteDelta:
     """False for sites beyond the top N: named when they move, never a regression."""
     outside: bool = False
     """Keyed outside the workspace (no frame of the user's crates)."""
+    stacks: tuple[StackDelta, ...] = ()
+    """A regressed site's heaviest current stacks, each against its caller's baseline."""
 
     @property
     def is_regression(self) -> bool:
@@ -174,6 +177,7 @@ def _site_dict(s: SiteDelta) -> dict[str, Any]:
         "rank": s.rank,
         "gated": s.gated,
         "outside": s.outside,
+        "stacks": [h.to_dict() for h in s.stacks],
     }
 
 
@@ -192,6 +196,7 @@ def _site_from(d: Mapping[str, Any]) -> SiteDelta:
         current_range=dict(d.get("current_range") or {}),
         gated=bool(d.get("gated", True)),
         outside=bool(d.get("outside", False)),
+        stacks=tuple(StackDelta.from_dict(h) for h in d.get("stacks") or ()),
     )
 
 
@@ -313,6 +318,7 @@ def compare(
             current_range=cur.ranges(key, settings.metrics),
             gated=gated,
             outside=shown.outside,
+            stacks=stack_deltas(c, b) if regressed else (),
         )
 
     deltas = [delta(key, *_judge(key, base, cur, settings)) for key in chosen]

@@ -3,11 +3,12 @@ turned into frozen settings. Paths are relative to the config file."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from allocgate import profilers
 from allocgate.callsites import KEYS, FoldOptions
@@ -19,6 +20,9 @@ from allocgate.schema import argument, environment, regex, show
 from allocgate.schema import text as plain_text
 from allocgate.settings import DEFAULT_BASELINE
 from allocgate.yaml_doc import parse_yaml
+
+if TYPE_CHECKING:
+    from allocgate.cargo_tests import TestCase
 
 CONFIG_NAMES = ("allocgate.yml", "allocgate.yaml")
 
@@ -36,7 +40,17 @@ _SETTING_KEYS = {
     "skip",
     "keys",
 }
-_WORKLOAD_KEYS = _SETTING_KEYS | {"manifest", "bin", "example", "args", "env", "cwd"}
+_WORKLOAD_KEYS = _SETTING_KEYS | {
+    "manifest",
+    "bin",
+    "example",
+    "args",
+    "env",
+    "cwd",
+    "tests",
+    "test_target",
+    "tests_write_dhat_json",
+}
 _TOP_KEYS = {"baseline", "defaults", "require_reason", "workloads"}
 
 
@@ -61,6 +75,14 @@ class WorkloadConfig:
     timeout: float = 600.0
     gate: GateSettings = field(default_factory=GateSettings)
     fold: FoldOptions = field(default_factory=FoldOptions)
+    tests: str | None = None
+    """A cargo test filter: every matching #[test] becomes a workload of its own."""
+    test_target: str = "lib"
+    """``lib``, ``all``, or the NAME of tests/NAME.rs."""
+    tests_exact: bool = False
+    """``tests`` names one test exactly (``allocgate check lexer::tokens::tests::x``)."""
+    test: TestCase | None = None
+    """Set on the workload of one test, made from a ``tests:`` workload."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +100,23 @@ class Config:
         chosen = []
         for name in names:
             if name not in self.workloads:
+                test = self._one_test(name)
+                if test is not None:
+                    chosen.append(test)
+                    continue
                 known = ", ".join(sorted(self.workloads)) or "none"
                 raise ConfigError(f"{self.path}: unknown workload {name!r} (configured: {known})")
             chosen.append(self.workloads[name])
         return chosen
+
+    def _one_test(self, name: str) -> WorkloadConfig | None:
+        """``lexer::tokens::tests::long_line``: workload ``lexer`` narrowed to that test."""
+        parts = name.split("::")
+        for i in range(len(parts) - 1, 0, -1):
+            w = self.workloads.get("::".join(parts[:i]))
+            if w is not None and w.tests is not None:
+                return dataclasses.replace(w, tests="::".join(parts[i:]), tests_exact=True)
+        return None
 
 
 def find_config(start: Path) -> Path:
@@ -209,6 +244,9 @@ def _workload(
     features = _features(where, at, entry, defaults, profiler)
     bin_name, example = _target(where, at, entry)
     args, env, cwd = _args(where, at, entry), _env(where, at, entry), _cwd(where, root, at, entry)
+    tests, test_target = _tests(where, at, entry, profiler)
+    if tests is not None and "cwd" not in entry:
+        cwd = manifest.parent  # where `cargo test` runs a package's tests
     key, runs = setting("runs", 1)
     runs = _positive(where, key, runs)
     key, bless_runs = setting("bless_runs", 3)
@@ -233,8 +271,51 @@ def _workload(
         bless_runs=bless_runs,
         timeout=timeout_s,
         gate=_gate(where, setting),
-        fold=_fold(where, setting),
+        fold=dataclasses.replace(_fold(where, setting), harness=tests is not None),
+        tests=tests,
+        test_target=test_target,
     )
+
+
+def _tests(
+    where: _Where, at: str, entry: Mapping[str, Any], profiler: str
+) -> tuple[str | None, str]:
+    """``tests`` (a cargo test filter; ``true`` or "" for every test) and ``test_target``."""
+    if "tests" not in entry:
+        for key in ("test_target", "tests_write_dhat_json"):
+            if key in entry:
+                raise where.error(f"{at}.{key}", "goes with 'tests' (a cargo test filter)")
+        return None, "lib"
+    tests = entry["tests"]
+    if tests is True:
+        tests = ""
+    if not isinstance(tests, str):
+        raise where.error(
+            f"{at}.tests", f"expected a cargo test filter such as 'tokens::', got {tests!r}"
+        )
+    for key in ("bin", "example", "args"):
+        if key in entry:
+            raise where.error(
+                f"{at}.{key}",
+                "does not go with 'tests': each test runs alone as "
+                "`TEST_BINARY --exact NAME --test-threads=1`",
+            )
+    test_target = entry.get("test_target", "lib")
+    _string(where, f"{at}.test_target", test_target)
+    writes_dhat = entry.get("tests_write_dhat_json", False)
+    if not isinstance(writes_dhat, bool):
+        raise where.error(
+            f"{at}.tests_write_dhat_json", f"expected true or false, got {writes_dhat!r}"
+        )
+    if profiler == "dhat-rs" and not writes_dhat:
+        raise where.error(
+            f"{at}.tests",
+            "profiler dhat-rs cannot profile #[test]s without code in each test (a dhat::Profiler "
+            "created inside it); use profiler: valgrind-dhat or heaptrack, which need no "
+            "code change (or set tests_write_dhat_json: true if your tests write "
+            "dhat-heap.json themselves)",
+        )
+    return tests, test_target
 
 
 class _Settings:

@@ -148,6 +148,8 @@ class AllocgateSession:
             total = self.blessed[name]["totals"].get("total_bytes")
             size = format_value("total_bytes", total) if total is not None else "?"
             return f"{name}: measured for the baseline ({size} total)"
+        if result.status is not None and result.error is None:
+            return f"{name}: {result.status} test, not gated until blessed"
         if c is None:
             return f"{name}: error — {result.error}"
         metric = c.settings.rank_metric
@@ -190,11 +192,24 @@ class WorkloadFile(pytest.File):
         try:
             from allocgate import api
 
-            workloads = api.selected(state.load(), state.settings)
+            workloads = api.configured(state.load(), state.settings)
         except AllocgateError as exc:
             raise self.CollectError(f"allocgate: {one_line(str(exc))}") from None
+        from allocgate.test_workloads import expand
+
         for w in workloads:
-            yield WorkloadItem.from_parent(self, name=w.name, workload=w)
+            if w.tests is None:
+                yield WorkloadItem.from_parent(self, name=w.name, workload=w)
+                continue
+            # A `tests:` workload is one item per test (so `-k long_line` picks one);
+            # one that cannot be built is one failing item, not a broken collection.
+            try:
+                tests = expand([w], state.runner.tests)
+            except AllocgateError as exc:
+                yield WorkloadItem.from_parent(self, name=w.name, workload=w, error=str(exc))
+                continue
+            for t in tests:
+                yield WorkloadItem.from_parent(self, name=t.name, workload=t)
 
 
 class RegressionFound(Exception):
@@ -202,9 +217,13 @@ class RegressionFound(Exception):
 
 
 class WorkloadItem(pytest.Item):
-    def __init__(self, *, workload: WorkloadConfig, **kwargs: Any) -> None:
+    def __init__(
+        self, *, workload: WorkloadConfig, error: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.workload = workload
+        self.error = error
+        """Why the item could not even be made (a `tests:` workload that did not build)."""
         self.result: WorkloadResult | None = None
         self.blessed: WorkloadBaseline | None = None
 
@@ -217,13 +236,18 @@ class WorkloadItem(pytest.Item):
 
         state = self.config.stash[_SESSION]
         w = self.workload
+        if self.error is not None:
+            self._keep_error(self.error)
+            pytest.fail(f"allocgate: {self.error}", pytrace=False)
         try:
             if not state.bless:
                 # Before the build: a missing or mismatched baseline entry stops here.
                 from allocgate.api import bless_command, preflight
 
                 baseline = read_baseline(state.load().baseline)
-                preflight([w], baseline, bless_command(state.settings, [w.name]))
+                # A test not blessed yet is new (judged below), not a missing entry.
+                if w.test is None:
+                    preflight([w], baseline, bless_command(state.settings, [w.name]))
             runs = bless_runs(w) if state.bless else None
             measurement: Measurement = state.runner.measure(w, runs)
         except AllocgateError as exc:
@@ -235,14 +259,16 @@ class WorkloadItem(pytest.Item):
             self.blessed = baseline_entry(w, measurement)
             self.result = WorkloadResult(w.name, error=None, profiles=measurement.kept)
             return
-        self.result = judge(w, measurement, baseline)
+        self.result = judge(w, measurement, baseline, state.settings.strict)
         if self.result.error is not None:
             pytest.fail(f"allocgate: {self.result.error}", pytrace=False)
 
     def _keep_error(self, message: str) -> None:
         from allocgate.report import WorkloadResult
 
-        self.result = WorkloadResult(self.workload.name, error=message)
+        test = self.workload.test
+        group = test.group if test is not None else None
+        self.result = WorkloadResult(self.workload.name, error=message, group=group)
 
     def runtest(self) -> None:
         if self.result is not None and self.result.verdict == "regressed":
@@ -331,8 +357,13 @@ class AllocgateFixture:
 
     def measure(self, name: str) -> Measurement:
         """Builds and runs the named workload; the result has ``.profile`` with its callsites."""
-        (w,) = self.config.select([name])
+        (w,) = self._one(name)
         return self._state.runner.measure(w)
+
+    def _one(self, name: str) -> list[WorkloadConfig]:
+        from allocgate.test_workloads import expand
+
+        return expand(self.config.select([name]), self._state.runner.tests)
 
     def baseline(self, name: str) -> WorkloadBaseline:
         from allocgate.baseline_file import read_baseline
@@ -344,7 +375,7 @@ class AllocgateFixture:
         from allocgate.api import judge
         from allocgate.baseline_file import read_baseline
 
-        (w,) = self.config.select([name])
+        (w,) = self._one(name)
         return judge(w, self._state.runner.measure(w), read_baseline(self.config.baseline))
 
 

@@ -37,11 +37,20 @@ class WorkloadResult:
     check), widest swing first, each with the whole range seen."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of each step (build, run, analyse)."""
+    group: str | None = None
+    """For one test of a ``tests:`` workload: that workload's name (``lexer``)."""
+    status: str | None = None
+    """``new`` (a test not yet blessed) or ``gone`` (a blessed test that no longer
+    exists): reported, not gated — unless ``--strict`` made it an error."""
+    harness: dict[str, int] = field(default_factory=dict)
+    """A test's allocations by the test harness, per metric: in the totals, no callsite."""
     warnings: tuple[str, ...] = ()
     """Things that do not change the verdict but explain it (a toolchain that changed)."""
 
     @property
     def verdict(self) -> str:
+        if self.error is None and self.status is not None:
+            return "pass"
         if self.error is not None or self.comparison is None:
             return "error"
         return self.comparison.verdict
@@ -60,6 +69,9 @@ class WorkloadResult:
                 for w in self.swings
             ],
             "seconds": self.seconds,
+            "group": self.group,
+            "status": self.status,
+            "harness": self.harness,
             "warnings": list(self.warnings),
         }
 
@@ -78,6 +90,9 @@ class WorkloadResult:
                 for w in d.get("nondeterministic") or ()
             ),
             seconds=dict(d.get("seconds") or {}),
+            group=d.get("group"),
+            status=d.get("status"),
+            harness={k: int(v) for k, v in (d.get("harness") or {}).items()},
             warnings=tuple(d.get("warnings") or ()),
         )
 

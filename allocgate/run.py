@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING
 from allocgate import profilers
 from allocgate.build import Builder
 from allocgate.errors import ProfileError, WorkloadError
+from allocgate.harness import split_harness
 from allocgate.load import check_counts
 from allocgate.process import Progress, require_tool
 from allocgate.profile import Profile
 from allocgate.provenance import Provenance
 from allocgate.provenance import current as current_provenance
 from allocgate.runs import combine_runs
+from allocgate.test_workloads import TestSuites
 from allocgate.workspace import read_workspace
 
 if TYPE_CHECKING:
@@ -37,6 +39,9 @@ class Measurement:
     runs: int
     kept: tuple[str, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
+    harness: dict[str, int] = field(default_factory=dict)
+    """A test workload's allocations by the test harness, per metric (in the totals,
+    never a callsite)."""
     provenance: Provenance = field(default_factory=Provenance)
     """The toolchain and profiler that made it."""
 
@@ -78,6 +83,8 @@ class Runner:
     ) -> None:
         self.progress = progress or Progress()
         self.builder = Builder(self.progress)
+        self.tests = TestSuites(self.progress)
+        """Test binaries for ``tests:`` workloads, built and listed once."""
         self.keep_profiles = keep_profiles
 
     def measure(self, w: WorkloadConfig, runs: int | None = None) -> Measurement:
@@ -89,7 +96,8 @@ class Runner:
         if profiler.tool is not None:
             require_tool(profiler.tool)
         started = time.monotonic()
-        exe = self.builder.executable(w, w.features)
+        # A test's binary was built when its workload was made from a `tests:` one.
+        exe = w.test.binary.path if w.test is not None else self.builder.executable(w, w.features)
         seconds = {"build": time.monotonic() - started}
         fold = self.fold_options(w, exe)
         profiles: list[Profile] = []
@@ -129,9 +137,14 @@ class Runner:
             from allocgate.render.text import NO_DEBUG_INFO_HINT
 
             self.progress.note(f"{w.name}: {NO_DEBUG_INFO_HINT}")
+        combined = combine_runs(profiles)
+        harness: dict[str, int] = {}
+        if w.fold.harness:
+            combined, harness = split_harness(combined)
         return Measurement(
+            harness=harness,
             provenance=current_provenance(w.manifest, w.cargo_profile, w.profiler),
-            profile=combine_runs(profiles),
+            profile=combined,
             runs=len(profiles),
             kept=tuple(kept),
             seconds=seconds,

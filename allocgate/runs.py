@@ -35,6 +35,7 @@ def combine_runs(profiles: Sequence[Profile]) -> Profile:
                 points=representative.points,
                 outside=representative.outside,
                 unresolved=representative.unresolved,
+                stacks=representative.stacks,
             )
         )
         varied = {m: site.span(m) for m in first.metrics if site.varied(m)}

@@ -43,6 +43,17 @@ class Target:
 
 
 @dataclass(frozen=True)
+class TestSuite:
+    """A workspace member library whose ``#[test]``s can each be a workload."""
+
+    package: str
+    manifest: Path
+    integration: bool
+    """It also has integration tests (``tests/*.rs``): offered as ``test_target: all``."""
+    has_dhat_feature: bool
+
+
+@dataclass(frozen=True)
 class Scaffold:
     """What ``init`` decided: the file's text and where it goes."""
 
@@ -63,8 +74,8 @@ class Scaffold:
         )
 
 
-def cargo_targets(directory: Path, *, examples: bool = False) -> list[Target]:
-    """The workspace members' binaries (and examples, when asked), from ``cargo metadata``."""
+def cargo_metadata(directory: Path) -> Mapping[str, Any]:
+    """``cargo metadata --no-deps`` of the crate or workspace in ``directory``."""
     cargo = shutil.which("cargo")
     if cargo is None:
         raise WorkloadError("cargo not found on PATH: install Rust with rustup (https://rustup.rs)")
@@ -86,12 +97,22 @@ def cargo_targets(directory: Path, *, examples: bool = False) -> list[Target]:
         )
         raise ConfigError(f"{directory}: not a cargo crate or workspace ({first.strip()})")
     doc: Mapping[str, Any] = orjson.loads(done.stdout)
+    return doc
+
+
+def _members(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     members = set(doc.get("workspace_members") or ())
+    return [p for p in doc.get("packages") or () if not members or p.get("id") in members]
+
+
+def cargo_targets(
+    directory: Path, *, examples: bool = False, doc: Mapping[str, Any] | None = None
+) -> list[Target]:
+    """The workspace members' binaries (and examples, when asked), from ``cargo metadata``."""
+    doc = cargo_metadata(directory) if doc is None else doc
     wanted = ("bin", "example") if examples else ("bin",)
     found: list[Target] = []
-    for package in doc.get("packages") or ():
-        if members and package.get("id") not in members:
-            continue
+    for package in _members(doc):
         has_dhat = DHAT_FEATURE in (package.get("features") or {})
         for target in package.get("targets") or ():
             kinds = target.get("kind") or ()
@@ -107,6 +128,45 @@ def cargo_targets(directory: Path, *, examples: bool = False) -> list[Target]:
                     )
                 )
     return sorted(found, key=lambda t: (t.kind != "bin", t.package, t.name))
+
+
+_TEST_ATTRIBUTE = "#[test]"
+
+
+def _has_unit_tests(src_path: str) -> bool:
+    """Whether the library's source tree holds a ``#[test]`` (metadata can't say)."""
+    root = Path(src_path).parent
+    try:
+        return any(
+            _TEST_ATTRIBUTE in source.read_text(encoding="utf-8", errors="replace")
+            for source in sorted(root.rglob("*.rs"))
+        )
+    except OSError:
+        return False
+
+
+def test_suites(doc: Mapping[str, Any]) -> list[TestSuite]:
+    """Member libraries with tests: each ``#[test]`` can be a workload (``tests:``)."""
+    suites: list[TestSuite] = []
+    for package in _members(doc):
+        targets = package.get("targets") or ()
+        lib = next(
+            (t for t in targets if {"lib", "rlib"} & set(t.get("kind") or ())),
+            None,
+        )
+        if lib is None:
+            continue
+        integration = any("test" in (t.get("kind") or ()) for t in targets)
+        if integration or _has_unit_tests(str(lib.get("src_path", ""))):
+            suites.append(
+                TestSuite(
+                    package=str(package["name"]),
+                    manifest=Path(package["manifest_path"]),
+                    integration=integration,
+                    has_dhat_feature=DHAT_FEATURE in (package.get("features") or {}),
+                )
+            )
+    return sorted(suites, key=lambda s: s.package)
 
 
 def fallback_profiler(which: Which = shutil.which) -> str | None:
@@ -137,14 +197,23 @@ def scaffold(
     config_path: Path,
     *,
     examples: bool = False,
+    tests: bool = False,
     which: Which = shutil.which,
 ) -> Scaffold:
-    """Decides the config for the crate or workspace in ``directory``; writes nothing."""
-    targets = cargo_targets(directory, examples=examples)
-    if not targets:
-        what = "binary or example targets" if examples else "binary targets (try --examples)"
-        raise ConfigError(f"{directory}: the crate has no {what}")
+    """Decides the config for the crate or workspace in ``directory``; writes nothing.
+
+    Libraries with tests are offered as ``tests:`` workloads (one workload per
+    ``#[test]``): written out with ``tests``, or when there is no binary to run,
+    else left as a commented block to uncomment."""
+    doc = cargo_metadata(directory)
+    targets = cargo_targets(directory, examples=examples, doc=doc)
     fallback = fallback_profiler(which)
+    # dhat-rs needs a profiler created inside each test, so tests run under the fallback.
+    suites = test_suites(doc) if fallback is not None else []
+    if not targets and not suites:
+        what = "binary or example targets" if examples else "binary targets (try --examples)"
+        raise ConfigError(f"{directory}: the crate has no {what} and no library tests")
+    tests = tests or not targets
     profilers = []
     for t in targets:
         if t.has_dhat_feature:
@@ -153,6 +222,8 @@ def scaffold(
             raise WorkloadError(INSTALL_PROFILER)
         else:
             profilers.append(fallback)
+    if suites and fallback is not None and tests:
+        profilers += [fallback] * len(suites)
     default = fallback if fallback is not None and fallback in profilers else profilers[0]
     root = config_path.parent.resolve()
     lines = [
@@ -177,12 +248,47 @@ def scaffold(
         ]
         if profiler != default:
             lines.append(f"    profiler: {profiler}")
+    test_names = _suite_names(suites, set(names))
+    if suites and not tests:
+        lines.append(
+            "  # Each #[test] of a library can be a workload of its own (one baseline entry"
+        )
+        lines.append("  # per test): uncomment, or run `allocgate init --tests --force`.")
+    for name, suite in zip(test_names, suites):
+        block = _suite_lines(name, suite, root, fallback if fallback != default else None)
+        # "  # key:" uncomments (delete "# ") back to the right indentation.
+        lines += block if tests else [f"  # {line[2:]}" for line in block]
     return Scaffold(
         path=config_path,
         text="\n".join(lines) + "\n",
-        workloads=tuple(names),
+        workloads=tuple(names + (test_names if tests else [])),
         profilers=tuple(sorted(set(profilers))),
     )
+
+
+def _suite_names(suites: Sequence[TestSuite], taken: set[str]) -> list[str]:
+    names = []
+    for suite in suites:
+        name = f"{suite.package}-tests"
+        while name in taken:
+            name += "-lib"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def _suite_lines(name: str, suite: TestSuite, root: Path, profiler: str | None) -> list[str]:
+    manifest = Path(os.path.relpath(suite.manifest, root)).as_posix()
+    lines = [
+        f"  {_scalar(name)}:",
+        f"    manifest: {_scalar(manifest)}",
+        '    tests: ""                    # a cargo test filter; "" makes every test a workload',
+    ]
+    if suite.integration:
+        lines.append("    test_target: all             # the library's tests and tests/*.rs")
+    if profiler is not None:
+        lines.append(f"    profiler: {profiler}")
+    return lines
 
 
 def exists_error(path: Path) -> ConfigError:

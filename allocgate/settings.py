@@ -164,8 +164,19 @@ _OPTIONS: tuple[Option, ...] = (
         {"metavar": "K/N", "default": None},
     ),
     Option(
+        "strict",
+        "a test not yet in the baseline (of a `tests:` workload) is an error, not a note",
+        {"action": "store_true", "default": False},
+    ),
+    Option(
         "examples",
         "init: also one workload per example target",
+        {"action": "store_true", "default": False},
+    ),
+    Option(
+        "tests",
+        "init: write the offered `tests:` workloads (each #[test] of a library a workload) "
+        "instead of commenting them out",
         {"action": "store_true", "default": False},
     ),
     Option(
@@ -259,6 +270,7 @@ def add_pytest_options(group: Any, parser: Any) -> None:
         "report-md",
         "keep-profiles",
         "bless",
+        "strict",
         "threshold",
         prefix=PYTEST_PREFIX,
     )
@@ -316,7 +328,10 @@ class Settings:
     comment: CommentSettings = field(default_factory=CommentSettings)
     bless: bool = False
     """pytest: measure for the baseline instead of judging."""
+    strict: bool = False
+    """A new test (not yet blessed) is an error."""
     examples: bool = False
+    tests: bool = False
     """init: example targets become workloads too."""
     force: bool = False
     """init: an existing config file may be replaced."""
@@ -386,6 +401,7 @@ class Settings:
             report_md=get("report_md"),
             keep_profiles=get("keep_profiles"),
             quiet=bool(get("quiet", False)),
+            strict=bool(get("strict", False)),
             format=get("format", "text"),
             top=get("top"),
             metrics=metrics,
@@ -406,6 +422,7 @@ class Settings:
             bless_base="allocgate bless"
             + (f" --config {get('config')}" if get("config") is not None else ""),
             examples=bool(get("examples", False)),
+            tests=bool(get("tests", False)),
             force=bool(get("force", False)),
             profile=get("profile"),
             workload=get("workload"),
@@ -441,6 +458,7 @@ class Settings:
             keep_profiles=get("keep-profiles"),
             quiet=True,
             bless=bool(get("bless")),
+            strict=bool(get("strict")),
             environ=_frozen_env(None),
         )
 

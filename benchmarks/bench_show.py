@@ -74,18 +74,32 @@ def child_env(pycache: Path) -> dict[str, str]:
     return env
 
 
-def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int, bytes, bytes]:
-    """Runs `cmd` alone; returns (wall seconds, peak RSS bytes, exit code, stdout, stderr)."""
+def measure(
+    cmd: list[str], env: dict[str, str], keep_output: bool = True
+) -> tuple[float, int, int, bytes, bytes]:
+    """Runs `cmd` alone; returns (wall seconds, peak RSS bytes, exit code, stdout, stderr).
+
+    This process must stay small: Linux starts a child's ru_maxrss at its
+    parent's RSS (the memory it was forked from), so a big output read here
+    would show up as the next commands' peak. heaptrack_print's output, which
+    for a deep trace is hundreds of MB, is thrown away unread."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out if keep_output else subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         out.seek(0)
+        output = out.read()
         err.seek(0)
         # Linux reports ru_maxrss in KiB.
-        return wall, usage.ru_maxrss * 1024, proc.returncode, out.read(), err.read()
+        return wall, usage.ru_maxrss * 1024, proc.returncode, output, err.read()[-4000:]
 
 
 def is_heaptrack(path: Path) -> bool:
@@ -124,13 +138,14 @@ def run_all(benches: list[Runs], repeat: int, env: dict[str, str]) -> None:
         for bench in benches:
             if bench.error is not None:
                 continue
-            wall, rss, code, out, err = measure(bench.cmd, env)
+            checked = bench.label in ("allocgate show", "allocgate diff")
+            wall, rss, code, out, err = measure(bench.cmd, env, keep_output=checked)
             # diff exits 1 on a regression; against its own baseline it must not.
             if code != 0:
                 tail = err.decode(errors="replace").strip().splitlines()[-5:]
                 bench.error = f"exit status {code}: " + "\n".join(tail)
                 continue
-            if bench.label in ("allocgate show", "allocgate diff"):
+            if checked:
                 try:
                     json.loads(out)
                 except ValueError:
@@ -217,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                 benches[0].error = "heaptrack_print is not installed"
             # The baseline diff compares with; bless is measured again below.
             bless = benches[-1]
-            _, _, code, _, err = measure(bless.cmd, env)
+            _, _, code, _, err = measure(bless.cmd, env, keep_output=False)
             if code != 0:
                 bless.error = err.decode(errors="replace").strip()
             run_all(benches, args.repeat, env)

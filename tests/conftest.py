@@ -66,11 +66,16 @@ RunCli = Callable[..., CliResult]
 
 
 def run_cli(
-    *args: str | os.PathLike[str], cwd: Path | None = None, path: str | None = None
+    *args: str | os.PathLike[str],
+    cwd: Path | None = None,
+    path: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
 ) -> CliResult:
     """``python -m allocgate.cli ARGS`` in a subprocess → (exit code, stdout, stderr);
-    ``path`` replaces PATH (to run where a tool is missing)."""
-    env = dict(os.environ)
+    ``path`` replaces PATH (to run where a tool is missing); ``env``: the environment
+    to start from (default: this process's)."""
+    env = dict(os.environ if env is None else env)
     if path is not None:
         env["PATH"] = path
     # The package is imported from this checkout whatever the working directory.
@@ -85,7 +90,7 @@ def run_cli(
         errors="replace",
         cwd=cwd,
         env=env,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     return proc.returncode, proc.stdout, proc.stderr

@@ -103,3 +103,49 @@ def test_an_existing_config_is_left_byte_for_byte(tmp_path: Path) -> None:
     assert path.read_bytes() == b"# mine\r\nworkloads: {}\n"
     write_new(path, "new\n", force=True)
     assert path.read_text() == "new\n"
+
+
+def test_library_tests_are_offered_commented_out_next_to_binaries(tmp_path: Path) -> None:
+    app = cargo_new(tmp_path / "app", "--bin")
+    cargo_new(tmp_path / "app" / "core-lib", "--lib")  # `cargo new --lib` writes a #[test]
+    with (app / "Cargo.toml").open("a") as handle:
+        handle.write('core-lib = { path = "core-lib" }\n\n[workspace]\nmembers = ["core-lib"]\n')
+    offered = scaffold(app, app / "allocgate.yml", which=only("valgrind"))
+    assert offered.workloads == ("app",)
+    assert (
+        "\n  # core-lib-tests:\n  #   manifest: core-lib/Cargo.toml\n  #   tests: " in offered.text
+    )
+    write_new(offered.path, offered.text)
+    assert list(load_config(offered.path).workloads) == ["app"]
+    # Uncommenting the offer (deleting "# ") gives the same workload as --tests.
+    uncommented = offered.text.replace("  # core-lib-tests:", "  core-lib-tests:").replace(
+        "  #   ", "    "
+    )
+    offered.path.write_text(uncommented)
+    assert load_config(offered.path).workloads["core-lib-tests"].tests == ""
+
+    written = scaffold(app, app / "allocgate.yml", tests=True, which=only("valgrind"))
+    assert written.workloads == ("app", "core-lib-tests")
+    write_new(written.path, written.text, force=True)
+    suite = load_config(written.path).workloads["core-lib-tests"]
+    assert suite.tests == ""
+    assert suite.test_target == "lib"
+    assert suite.profiler == "valgrind-dhat"
+
+
+def test_a_library_alone_gets_its_tests_as_workloads(tmp_path: Path) -> None:
+    lib = cargo_new(tmp_path / "lexer", "--lib")
+    (lib / "tests").mkdir()
+    (lib / "tests" / "roundtrip.rs").write_text("#[test]\nfn roundtrip() {}\n")
+    result = scaffold(lib, lib / "allocgate.yml", which=only("heaptrack"))
+    assert result.workloads == ("lexer-tests",)
+    write_new(result.path, result.text)
+    (suite,) = load_config(result.path).workloads.values()
+    assert (suite.tests, suite.test_target, suite.profiler) == ("", "all", "heaptrack")
+
+
+def test_a_library_without_tests_is_not_offered(tmp_path: Path) -> None:
+    lib = cargo_new(tmp_path / "quiet", "--lib")
+    (lib / "src" / "lib.rs").write_text("pub fn f() -> Vec<u8> { Vec::new() }\n")
+    with pytest.raises(ConfigError, match=r"no binary targets .* and no library tests"):
+        scaffold(lib, lib / "allocgate.yml", which=only("valgrind"))

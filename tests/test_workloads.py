@@ -273,6 +273,9 @@ def test_regressed_variant_fails_naming_build_order(project: Project) -> None:
     assert done.code == 1, done.stdout + done.stderr
     assert done.stdout.startswith("orders: REGRESSED")
     assert f"grew: {BUILD_ORDER}" in done.stdout.splitlines()[0]
+    assert re.search(
+        rf"^  {BUILD_ORDER} grew via orders::process_orders \(\+[\d.]+ \w+\)$", done.stdout, re.M
+    ), done.stdout
     assert regressed_sites(done.report(report)) == [BUILD_ORDER]
     assert project.baseline.read_bytes() == before
 
@@ -314,7 +317,26 @@ def test_report_files_match_the_verdict(project: Project) -> None:
     )
     assert done.code == 1
     assert done.report(json_path)["workloads"][0]["verdict"] == "regressed"
-    assert "regress" in md_path.read_text().lower()
+    markdown = md_path.read_text()
+    assert "regress" in markdown.lower()
+    # The regressed site's heaviest stacks, each with its own delta against the
+    # baseline's value for the same caller: build_order's one caller grew.
+    blessed = yaml.safe_load(project.baseline.read_text())["workloads"]["orders"]
+    (recorded,) = [s for s in blessed["callsites"] if s["key"] == BUILD_ORDER]
+    assert list(recorded["stacks"]) == ["orders::process_orders"]
+    (site,) = [
+        s
+        for s in done.report(json_path)["workloads"][0]["comparison"]["sites"]
+        if s["regressed_metrics"]
+    ]
+    heaviest = site["stacks"][0]
+    assert heaviest["via"] == "orders::process_orders"
+    assert heaviest["baseline"] == recorded["stacks"]["orders::process_orders"]
+    assert heaviest["current"] > heaviest["baseline"]
+    stacks = markdown[markdown.index("<details><summary>Stacks") :]
+    grew = re.search(r"via <code>orders::process&#95;orders</code>: \+[\d.]+ \w+ \(", stacks)
+    assert grew, stacks
+    assert "orders::build_order (" in stacks[grew.end() :].split("</pre>")[0]
 
 
 def test_run_prints_the_top_callsites(project: Project) -> None:

@@ -55,7 +55,13 @@ def run_workload(w: WorkloadConfig, argv: list[str]) -> Finished:
 
 
 def check_exit(w: WorkloadConfig, done: Finished, tool: str) -> None:
-    """A workload that failed under a profiler is an error naming how it ended."""
+    """A workload that failed under a profiler is an error naming how it ended; a
+    test that failed is an error with its own message (and one that did not run, too)."""
+    if w.test is not None:
+        from allocgate.cargo_tests import check_test_ran
+
+        check_test_ran(w.test, done, tool)
+        return
     if done.returncode == 0:
         return
     if done.returncode < 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from allocgate.compare import GONE, NEW, UNCHANGED, SiteDelta
 from allocgate.envelope import Span
+from allocgate.heavy import StackDelta
 from allocgate.metrics import format_delta, format_value
 from allocgate.quantities import format_percent
 
@@ -44,6 +45,16 @@ def site_status(site: SiteDelta, metric: str) -> str:
     if moved is not None:
         return moved
     return site.status if site.status in (NEW, GONE) else UNCHANGED
+
+
+def stack_delta_text(stack: StackDelta, units: dict[str, str]) -> str:
+    """``+96 KiB (32 KiB → 128 KiB)`` or ``new, 128 KiB``: one stack's own move
+    (stack values are the fold's rank metric, total bytes)."""
+    now = format_value("total_bytes", stack.current, units)
+    if stack.baseline is None:
+        return f"new, {now}"
+    was = format_value("total_bytes", stack.baseline, units)
+    return f"{format_delta('total_bytes', stack.delta, units)} ({was} → {now})"
 
 
 def span_text(metric: str, span: Span, units: dict[str, str]) -> str:

@@ -21,9 +21,9 @@ from allocgate.github.limits import MAX_COMMENT_CHARS
 from allocgate.metrics import METRICS, format_value
 from allocgate.profile import Profile
 from allocgate.render.baseline_section import markdown_section
-from allocgate.render.cells import site_cells, site_status, span_text
+from allocgate.render.cells import site_cells, site_status, span_text, stack_delta_text
 from allocgate.render.chart import mermaid_chart
-from allocgate.render.text import LISTED, bless_hint, runs_text, verdict_line
+from allocgate.render.text import LISTED, bless_hint, harness_line, runs_text, verdict_line
 from allocgate.report import Report
 
 if TYPE_CHECKING:
@@ -123,9 +123,11 @@ def _env() -> jinja2.Environment:
     env.globals["plain_verdict"] = verdict_line
     env.globals["status"] = site_status
     env.globals["span"] = span_text
+    env.globals["stack_delta"] = stack_delta_text
     env.globals["runs_text"] = runs_text
     env.globals["listed"] = LISTED
     env.globals["title"] = lambda metric: METRICS[metric].title
+    env.globals["harness_line"] = harness_line
     return env
 
 
@@ -141,12 +143,15 @@ def _template() -> jinja2.Template:
 
 def report_markdown(report: Report, ctx: MarkdownContext | None = None) -> str:
     """The PR comment / job summary; cut to fit GitHub's limit with a visible note."""
+    from allocgate.render.groups import sections
+
     ctx = ctx or MarkdownContext()
     limit_rows: int | None = None
     stacks = True
     while True:
         body = _template().render(
             report=report,
+            sections=sections(report.results),
             ctx=ctx,
             marker=Markup(comment_marker(ctx.comment_id)),
             baseline_section=Markup(

@@ -18,6 +18,7 @@ from allocgate.report import Report, WorkloadResult
 
 if TYPE_CHECKING:
     from allocgate.baseline import WorkloadBaseline
+    from allocgate.render.groups import Section
 
 
 def _table(rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
@@ -90,14 +91,23 @@ def comparison_text(result: WorkloadResult) -> str:
         if len(c.settings.metrics) > 1:
             lines.append(f"  {METRICS[metric].title}:")
         lines += ["  " + line for line in _table(rows, {3, 4, 5, 6})]
+    lines += [f"  {line}" for line in grew_via_lines(c)]
     for extra in (good_news(c), beyond_line(c), noise_line(result)):
         if extra:
             lines.append("  " + extra)
+    if result.harness:
+        lines.append("  " + harness_line(result.harness, c.settings.rank_metric, c.units))
     lines += [f"  warning: {one_line(w)}" for w in result.warnings]
     if result.profiles:
         lines.append("  raw profiles: " + ", ".join(one_line(p) for p in result.profiles))
     # Units and names come from the profile: no line of ours may be split by one.
     return "\n".join(one_line(line) for line in lines) + "\n"
+
+
+def harness_line(harness: dict[str, int], metric: str, units: dict[str, str]) -> str:
+    """The test harness's share of the totals (libtest, runtime start-up): no callsite."""
+    value = format_value(metric, harness.get(metric, 0), units)
+    return f"harness (libtest and runtime start-up, in the total, never a callsite): {value}"
 
 
 # A mark per metric that moved: "!" regressed, "-" improved, "+" new, "x" gone.
@@ -119,6 +129,17 @@ def _moves(sites: Sequence[SiteDelta], metric: str, units: dict[str, str]) -> st
 
 
 LISTED = 5
+
+
+def grew_via_lines(c: Comparison) -> list[str]:
+    """``KEY grew via CALLER (+96.0 KiB)``: per regressed site, its stack that grew most."""
+    lines = []
+    for site in c.regressions[:LISTED]:
+        grown = next((s for s in site.stacks if s.delta > 0), None)
+        if grown is not None:
+            delta = format_delta("total_bytes", grown.delta, c.units)
+            lines.append(f"{name(site.key)} grew via {name(grown.via)} ({delta})")
+    return lines
 
 
 def good_news(c: Comparison) -> str | None:
@@ -206,8 +227,26 @@ def bless_hint(command: str, names: Sequence[str]) -> str:
 
 
 def report_text(report: Report) -> str:
-    section = text_section(report.baseline_changes, report.require_reason)
-    return section + "\n".join(comparison_text(r) for r in report.results)
+    from allocgate.render.groups import sections
+
+    blocks = []
+    for section in sections(report.results):
+        if section.group is None:
+            blocks.append(comparison_text(section.results[0]))
+        else:
+            blocks.append(tests_text(section))
+    return text_section(report.baseline_changes, report.require_reason) + "\n".join(blocks)
+
+
+def tests_text(section: Section) -> str:
+    """A ``tests:`` workload: its summary, one line per new or gone test, and the
+    full table only for the tests that moved."""
+    lines = [f"{section.group}: {section.summary}"]
+    lines += [f"  {note}" for note in section.notes()]
+    text = "\n".join(lines) + "\n"
+    for result in section.moved:
+        text += comparison_text(result)
+    return text
 
 
 def bless_line(old: WorkloadBaseline | None, new: WorkloadBaseline, path: Path) -> str:
