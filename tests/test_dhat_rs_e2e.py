@@ -10,12 +10,12 @@ cargo writes never lands in the repository.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from test_workloads import CRATES, Done, N, Project, Targets, require_tools
+from orders_crate import materialise
+from test_workloads import Done, N, Project, Targets, require_tools
 
 pytestmark = pytest.mark.cargo
 
@@ -36,7 +36,7 @@ def dhat_wired(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of dhat-wired whose `dhat` dependency cargo could resolve, or a skip."""
     require_tools("cargo")
     crate = tmp_path_factory.mktemp("dhat-wired") / "dhat-wired"
-    shutil.copytree(CRATES / "dhat-wired", crate)
+    materialise("dhat-wired", crate)
     env = {**os.environ, "CARGO_NET_RETRY": "0", "CARGO_TERM_COLOR": "never"}
     problems = []
     # Offline first (a warm cache is enough), then online with no retries.

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import require_tools
+from orders_crate import PATCHES, orders_crate, orders_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 CRATES = ROOT / "fixtures" / "crates"
@@ -32,10 +33,10 @@ RUNNABLE = ("orders", "orders-moved", "orders-regressed")
 # the binaries' paths, which the `orders::parse_args` site copies from argv.
 MANIFESTS = {
     "orders": CRATES / "orders" / "Cargo.toml",
-    "orders-moved": CRATES / "orders-moved" / "Cargo.toml",
-    "orders-regressed": CRATES / "orders-regressed" / "Cargo.toml",
-    "orders-broken": CRATES / "orders-broken" / "Cargo.toml",
-    "dhat-wired": CRATES / "dhat-wired" / "Cargo.toml",
+    "orders-moved": orders_manifest("orders-moved"),
+    "orders-regressed": orders_manifest("orders-regressed"),
+    "orders-broken": orders_manifest("orders-broken"),
+    "dhat-wired": orders_manifest("dhat-wired"),
     "demo-reqctx": DEMO / "reqctx" / "Cargo.toml",
 }
 BINARIES = {"demo-reqctx": "reqctx"}
@@ -306,11 +307,42 @@ def test_variants_under_valgrind_dhat(
     assert regressed_site - base_site == 1000 * 109
 
 
-# --- Sources: the variants differ from `orders` only where documented ----------------------
+# --- Sources: the variants are patches of `orders` that change only what is documented -----
 
 
 def _lines(crate: str) -> list[str]:
-    return (CRATES / crate / "src" / "main.rs").read_text().splitlines()
+    return (orders_crate(crate) / "src" / "main.rs").read_text().splitlines()
+
+
+def _patched_files(variant: str) -> list[str]:
+    """The files a variant's patch touches (``a/`` side), in order."""
+    text = (PATCHES / f"{variant}.patch").read_text()
+    return re.findall(r"^diff --git a/(\S+) ", text, re.M)
+
+
+def test_every_variant_is_a_patch_of_orders() -> None:
+    assert sorted(p.name for p in PATCHES.iterdir()) == [
+        "broken.patch",
+        "dhat-wired.patch",
+        "moved.patch",
+        "regressed.patch",
+    ]
+    for variant in ("moved", "regressed", "broken"):
+        assert _patched_files(variant) == ["src/main.rs"], variant
+    assert _patched_files("dhat-wired") == ["Cargo.lock", "Cargo.toml", "src/main.rs"]
+    # Only orders is a full crate under fixtures/crates (besides logscan and hostile).
+    for gone in ("orders-moved", "orders-regressed", "orders-broken", "dhat-wired"):
+        assert not (CRATES / gone).exists(), gone
+
+
+def test_regressed_patch_changes_one_code_line() -> None:
+    text = (PATCHES / "regressed.patch").read_text().splitlines()
+    removed = [line[1:] for line in text if line.startswith("-") and not line.startswith("---")]
+    added = [line[1:] for line in text if line.startswith("+") and not line.startswith("+++")]
+    assert len(removed) == len(added) == 3
+    assert [line.startswith("//!") for line in added] == [True, True, False]
+    assert added[2].strip() == "tags: tags.clone(),"
+    assert removed[2].strip() == "tags,"
 
 
 def _changed_lines(crate: str) -> list[int]:
@@ -349,15 +381,15 @@ def test_moved_has_the_same_functions_on_other_lines() -> None:
     base, moved = functions("orders"), functions("orders-moved")
     assert base.keys() == moved.keys()
     assert all(base[f] != moved[f] for f in base)
-    source = (CRATES / "orders-moved" / "src" / "main.rs").read_text()
+    source = (orders_crate("orders-moved") / "src" / "main.rs").read_text()
     assert source.count("#[inline(never)]") == _lines("orders").count("#[inline(never)]")
 
 
 def test_dhat_wired_is_wired_like_the_samples() -> None:
-    manifest = (CRATES / "dhat-wired" / "Cargo.toml").read_text()
+    manifest = (orders_crate("dhat-wired") / "Cargo.toml").read_text()
     assert 'dhat = { version = "0.3", optional = true }' in manifest
     assert 'dhat-heap = ["dhat"]' in manifest
-    source = (CRATES / "dhat-wired" / "src" / "main.rs").read_text()
+    source = (orders_crate("dhat-wired") / "src" / "main.rs").read_text()
     assert (
         '#[cfg(feature = "dhat-heap")]\n#[global_allocator]\nstatic ALLOC: dhat::Alloc = dhat::Alloc;'
     ) in source
@@ -366,10 +398,10 @@ def test_dhat_wired_is_wired_like_the_samples() -> None:
 
 @pytest.mark.parametrize("crate", ["orders", "orders-moved", "orders-regressed", "orders-broken"])
 def test_crates_have_no_dependencies(crate: str) -> None:
-    manifest = (CRATES / crate / "Cargo.toml").read_text()
+    manifest = (orders_crate(crate) / "Cargo.toml").read_text()
     assert "[dependencies]" not in manifest
     assert '[profile.profiling]\ninherits = "release"\ndebug = 1' in manifest
-    assert (CRATES / crate / "Cargo.lock").is_file()
+    assert (orders_crate(crate) / "Cargo.lock").is_file()
 
 
 def test_demo_has_no_dhat_and_a_valid_config() -> None:

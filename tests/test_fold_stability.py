@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, RunCli, require_tools
+from orders_crate import orders_crate
 
 from allocgate.callsites import FoldOptions
 from allocgate.load import load_profile
 from allocgate.profile import Profile
 
-CRATES = ROOT / "fixtures" / "crates"
 VARIANTS = ("orders", "orders-moved", "orders-regressed")
 # Every function of orders that allocates (fixtures/crates/README.md).
 HOT = (
@@ -76,7 +76,7 @@ def profiled(tmp_path_factory: pytest.TempPathFactory) -> Profiled:
                 "--profile",
                 "profiling",
                 "--manifest-path",
-                str(CRATES / crate / "Cargo.toml"),
+                str(orders_crate(crate) / "Cargo.toml"),
                 "--target-dir",
                 str(target),
             ],
@@ -110,16 +110,16 @@ def fold(path: Path, depth: int = 1) -> Profile:
 
 def test_the_fixture_crates_are_there() -> None:
     for crate in VARIANTS:
-        assert (CRATES / crate / "Cargo.toml").is_file(), crate
-        assert (CRATES / crate / "src" / "main.rs").is_file(), crate
+        assert (orders_crate(crate) / "Cargo.toml").is_file(), crate
+        assert (orders_crate(crate) / "src" / "main.rs").is_file(), crate
 
 
 def test_the_regressed_variant_says_which_function_changed() -> None:
-    source = (CRATES / "orders-regressed" / "src" / "main.rs").read_text(encoding="utf-8")
+    source = (orders_crate("orders-regressed") / "src" / "main.rs").read_text(encoding="utf-8")
     header = "\n".join(line for line in source.splitlines() if line.startswith("//!"))
     assert re.search(r"in `build_order`", header)
     # ...and that function is the one whose body differs from orders'.
-    base = (CRATES / "orders" / "src" / "main.rs").read_text(encoding="utf-8").splitlines()
+    base = (orders_crate("orders") / "src" / "main.rs").read_text(encoding="utf-8").splitlines()
     changed = [
         i
         for i, (a, b) in enumerate(zip(base, source.splitlines()))
@@ -219,7 +219,10 @@ def test_missing_tools_skip_or_fail(
     # This very module, run where neither cargo nor valgrind is on PATH.
     here = Path(__file__)
     pytester.makeconftest((here.parent / "conftest.py").read_text(encoding="utf-8"))
-    pytester.makepyfile(test_copy=here.read_text(encoding="utf-8"))
+    pytester.makepyfile(
+        test_copy=here.read_text(encoding="utf-8"),
+        orders_crate=(here.parent / "orders_crate.py").read_text(encoding="utf-8"),
+    )
     pytester.makeini(
         "[pytest]\nmarkers =\n    cargo: cargo\n    valgrind: valgrind\n"
         "filterwarnings = error\naddopts = --strict-markers -p no:cacheprovider\n"

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 from conftest import require_tools
+from orders_crate import orders_crate
 
 ROOT = Path(__file__).resolve().parents[1]
 CRATES = ROOT / "fixtures" / "crates"
@@ -431,7 +432,8 @@ def test_workload_missing_from_baseline_is_an_error(project: Project) -> None:
 def test_crate_that_does_not_compile_is_an_error(project: Project, own_target: Path) -> None:
     # Blessed first: without a baseline entry the item stops before the build.
     project.run("--allocgate-bless").assert_outcomes(passed=1)
-    shutil.copyfile(CRATES / "orders-broken" / "src" / "main.rs", project.crate / "src" / "main.rs")
+    broken = orders_crate("orders-broken") / "src" / "main.rs"
+    shutil.copyfile(broken, project.crate / "src" / "main.rs")
     result = project.run("--allocgate")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(errors=1)

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import require_tools
+from orders_crate import orders_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 CRATES = ROOT / "fixtures" / "crates"
@@ -36,11 +37,12 @@ DEMO = ROOT / "fixtures" / "demo"
 # directory (t0, t1, ...), so every binary's path has the same length, and so has
 # the copy of argv that `orders::parse_args` allocates. (dhat-wired is built only
 # from a temporary copy: resolving `dhat` writes a Cargo.lock next to its manifest.)
+# The variants are `orders` plus a patch, materialised by tests/orders_crate.py.
 MANIFESTS = {
     "orders": CRATES / "orders" / "Cargo.toml",
-    "orders-moved": CRATES / "orders-moved" / "Cargo.toml",
-    "orders-regressed": CRATES / "orders-regressed" / "Cargo.toml",
-    "orders-broken": CRATES / "orders-broken" / "Cargo.toml",
+    "orders-moved": orders_manifest("orders-moved"),
+    "orders-regressed": orders_manifest("orders-regressed"),
+    "orders-broken": orders_manifest("orders-broken"),
     "demo-reqctx": DEMO / "reqctx" / "Cargo.toml",
 }
 # Orders per run: every hot site is far above the 1 KiB absolute tolerance, and a
