@@ -319,6 +319,19 @@ class StartError(Exception):
     """The program could not be started (missing, not executable, bad argument)."""
 
 
+CREDENTIALS = frozenset(
+    {
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "ACTIONS_RUNTIME_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+    }
+)
+"""Never passed to a build or a workload: a PR's build.rs or program must not get the
+write token that allocgate uses to comment and to commit a blessed baseline."""
+
+
 def run_tree(
     argv: Sequence[str],
     *,
@@ -338,7 +351,9 @@ def run_tree(
     a normal exit (a build's compiler server) are left alone and not waited for.
     """
     marker_name = f"ALLOCGATE_RUN_{uuid.uuid4().hex}"
-    child_env = dict(os.environ if env is None else env)
+    child_env = {
+        k: v for k, v in (os.environ if env is None else env).items() if k not in CREDENTIALS
+    }
     child_env[marker_name] = "1"
     marker = f"{marker_name}=1".encode()
     started = time.monotonic()

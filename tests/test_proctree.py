@@ -73,6 +73,13 @@ def test_clean_exit_has_no_leftovers(tmp_path: Path) -> None:
     assert not result.timed_out
 
 
+def test_credentials_never_reach_a_child(tmp_path: Path) -> None:
+    env = dict(os.environ, GITHUB_TOKEN="ghs_secret", GH_TOKEN="gho_secret", KEEP="kept")
+    script = 'echo "${GITHUB_TOKEN:-none} ${GH_TOKEN:-none} ${KEEP:-none}"'
+    result = run_tree([SH, "-c", script], cwd=tmp_path, env=env, timeout=30)
+    assert result.stdout == "none none kept\n"
+
+
 def test_child_that_closes_its_pipes_still_times_out(tmp_path: Path) -> None:
     started = time.monotonic()
     result = run_tree([SH, "-c", "exec >/dev/null 2>&1; sleep 300"], cwd=tmp_path, timeout=1.0)
