@@ -12,10 +12,8 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 import yaml
 from conftest import require_tools
 from github_bless_server import FakeGitHubRepo
+from test_pr_flow import allocgate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "fixtures" / "demo"
@@ -48,22 +47,6 @@ def git(cwd: Path, *args: str) -> str:
         ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=60
     )
     return done.stdout.strip()
-
-
-def allocgate(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
-    full_env["PYTHONPATH"] = str(ROOT)
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "allocgate.cli", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ def allocgate(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    # The package is imported from this checkout whatever the working directory.
+    full_env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "allocgate.cli", *args],

@@ -172,7 +172,8 @@ def test_dhat_rs_is_refused_for_tests_with_the_alternative(project: Project) -> 
         f"allocgate: error: {project.path / 'allocgate.yml'}: workloads.lexer.tests: profiler "
         "dhat-rs cannot profile #[test]s"
     )
-    assert "use profiler: valgrind-dhat or heaptrack" in done.stderr
+    alternative = "use profiler: valgrind-dhat or heaptrack"
+    assert alternative in done.stderr
 
 
 @pytest.mark.heaptrack

@@ -16,6 +16,9 @@ from allocgate.quantities import (
     parse_threshold_value,
 )
 
+EXAMPLE = "e.g. threshold: 5% or 1 KiB"
+"""Every threshold error ends with this example of the grammar."""
+
 KIB = 1024
 
 
@@ -54,7 +57,7 @@ def test_bare_numbers_are_refused_with_a_suggestion(value: object, suggestion: s
     message = str(exc.value)
     assert f"did you mean {suggestion}?" in message
     assert message.startswith("allocgate.yml: defaults.threshold.relative: ")
-    assert "e.g. threshold: 5% or 1 KiB" in message
+    assert EXAMPLE in message
 
 
 @pytest.mark.parametrize("value", [5, 0.05, "5", "0.05", {"relative": 0.05}, {"total_bytes": 5}])
@@ -81,7 +84,7 @@ def test_errors_name_the_problem_the_key_and_an_example(value: object, fragment:
     message = str(exc.value)
     assert fragment in message
     assert "a.yml: workloads.x.threshold" in message
-    assert "e.g. threshold: 5% or 1 KiB" in message
+    assert EXAMPLE in message
 
 
 @pytest.mark.parametrize(
